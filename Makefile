@@ -1,0 +1,91 @@
+# lua-itnio: `make check` is the one command that installs, builds and runs everything.
+# Build for another Lua with LUA=luajit (build/luajit/itnio/core.so).
+
+LUA      ?= lua5.4
+BUILD    := build/$(LUA)
+SO       := $(BUILD)/itnio/core.so
+SRCS     := $(wildcard csrc/*.c)
+HDRS     := $(wildcard csrc/*.h)
+
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+else
+  LUA_PC := $(LUA)
+endif
+
+CC       ?= cc
+OPT      ?= -O2 -g
+CWARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+ifneq ($(CI),)
+  CWARN  += -Werror
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) libcrypto libcurl)
+PKG_LIBS   = $(shell pkg-config --libs libcrypto libcurl)
+CFLAGS_ALL = -std=gnu11 -fPIC -fvisibility=hidden $(OPT) $(CWARN) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = -shared $(LDFLAGS)
+
+# busted runs under the Lua it is given; Debian's /usr/bin/busted would pick `lua`.
+BUSTED    = /usr/bin/busted
+LPATH     = lua/?.lua;lua/?/init.lua;spec/?.lua
+busted    = $(1) $(BUSTED) -o plainTerminal --cpath='$(2)/?.so' --lpath='$(LPATH)'
+CORE_SPECS := $(wildcard spec/core_*_spec.lua)
+
+.PHONY: all deps build test test-luajit asan valgrind fuzz check clean
+
+all: build
+build: $(SO)
+
+deps:
+	@sh tools/install-deps
+
+$(SO): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+	@tools/check-exports $@
+
+# The suites. Each is a make target of its own; `make check` runs them all and sums up.
+test: build
+	$(call busted,lua5.4,build/lua5.4) spec/
+
+test-luajit:
+	@$(MAKE) --no-print-directory LUA=luajit build
+	$(call busted,luajit,build/luajit) $(CORE_SPECS)
+
+# AddressSanitizer + UBSan: the core built instrumented, the interpreter given the runtime.
+ASAN_SO := build/asan/itnio/core.so
+$(ASAN_SO): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS) -fsanitize=address,undefined
+asan: $(ASAN_SO)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(call busted,lua5.4,build/asan) $(CORE_SPECS)
+
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+           --show-leak-kinds=definite --track-origins=yes
+valgrind: build
+	$(call busted,$(VALGRIND) lua5.4,build/lua5.4) $(CORE_SPECS)
+
+check: deps
+	@tools/check
+
+clean:
+	rm -rf build
+
+# libFuzzer over the encoder (fuzz/fuzz_encode.c), seeded from fuzz/seeds; a short run in
+# `make check`, longer with FUZZ_SECONDS=600.
+FUZZ_SECONDS ?= 30
+FUZZ_BIN := build/fuzz/fuzz_encode
+$(FUZZ_BIN): fuzz/fuzz_encode.c $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto) fuzz/fuzz_encode.c $(SRCS) \
+	  -o $@ $(shell pkg-config --libs lua5.4 libcrypto) -lm
+fuzz: $(FUZZ_BIN)
+	@mkdir -p build/fuzz/corpus
+	@ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus fuzz/seeds > build/fuzz/last.log 2>&1; \
+	  rc=$$?; tail -n 6 build/fuzz/last.log; \
+	  [ $$rc -eq 0 ] && echo "fuzz: no crash, no leak, no bad body in $(FUZZ_SECONDS) s" || \
+	  { echo "fuzz: FAILED (exit $$rc); see build/fuzz/last.log and the crash-* file"; exit 1; }

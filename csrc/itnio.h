@@ -1,0 +1,106 @@
+/* Private header of the C core. Every symbol here is hidden (-fvisibility=hidden);
+ * the module exports luaopen_itnio_core and nothing else. */
+#ifndef ITNIO_H
+#define ITNIO_H
+
+#include <stddef.h>
+#include <string.h>
+#include <stdint.h>
+#include "compat.h"
+
+#define ITNIO_VERSION      "0.1.0"
+#define ITNIO_MAX_ERRORS   100
+/* Integers must be exact in every JSON reader and in LuaJIT's doubles (RFC 8259, section 6). */
+#define ITNIO_SAFE_INT     9007199254740991.0   /* 2^53 - 1 */
+
+/* ---- json_out.c: an output buffer owned by a Lua userdata, and JSON scalars ---- */
+
+typedef struct itnio_buf {
+  char     *p;
+  size_t    len, cap;
+  lua_Alloc alloc;
+  void     *ud;
+} itnio_buf;
+
+/* Pushes a userdata that owns the buffer (freed by __gc if anything raises). */
+itnio_buf *itnio_buf_new(lua_State *L, size_t hint);
+/* Makes room for `extra` more bytes; raises a memory error when it cannot. */
+void       itnio_buf_reserve(lua_State *L, itnio_buf *b, size_t extra);
+/* Pushes the contents as a Lua string and frees the memory at once. */
+void       itnio_buf_pushresult(lua_State *L, itnio_buf *b);
+
+static inline void itnio_buf_addmem(lua_State *L, itnio_buf *b, const char *s, size_t n) {
+  if (b->cap - b->len < n) itnio_buf_reserve(L, b, n);
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+static inline void itnio_buf_addchar(lua_State *L, itnio_buf *b, char c) {
+  if (b->len == b->cap) itnio_buf_reserve(L, b, 1);
+  b->p[b->len++] = c;
+}
+#define itnio_buf_addlit(L, b, s) itnio_buf_addmem((L), (b), "" s, sizeof(s) - 1)
+
+/* What a string scan found. */
+enum { ITNIO_STR_OK = 0, ITNIO_STR_BADUTF8, ITNIO_STR_NUL };
+
+/* Checks that s is valid UTF-8 with no NUL, counts its code points into *nchars, and
+ * (when b is not NULL) appends it as a quoted, escaped JSON string. Returns ITNIO_STR_*;
+ * on error nothing useful is left in b (the caller drops the body). */
+int  itnio_json_string(lua_State *L, itnio_buf *b, const char *s, size_t n, size_t *nchars);
+void itnio_json_integer(lua_State *L, itnio_buf *b, int64_t v);
+/* Shortest decimal text that reads back as exactly v (v must be finite). */
+void itnio_json_double(lua_State *L, itnio_buf *b, double v);
+/* The same text as itnio_json_double, into out (at least 32 bytes); returns its length. */
+size_t itnio_fmt_double(char *out, double v);
+
+/* ---- schema.c: the rules of spec/API.md as data ---- */
+
+enum itnio_kind  { ITNIO_K_INT, ITNIO_K_NUM, ITNIO_K_STR, ITNIO_K_NODES, ITNIO_K_STRLIST };
+enum itnio_check { ITNIO_S_ANY, ITNIO_S_BASE64, ITNIO_S_DIGIT, ITNIO_S_SEATKEY, ITNIO_S_SMS };
+
+#define ITNIO_F_REQUIRED  0x01   /* always required */
+#define ITNIO_F_NONEMPTY  0x02   /* when required by its condition, "" is not enough */
+#define ITNIO_F_VOICE     0x04   /* a voice-node field: forbidden beside scriptId (A3) */
+#define ITNIO_F_SCRIPT    0x08   /* scriptId: its presence makes an agent node (A2) */
+
+typedef struct itnio_field {
+  const char   *name;
+  const char   *jkey;       /* "\"name\":" as written in the body */
+  unsigned char namelen, jkeylen;
+  const char   *rule;       /* rule id in spec/API.md */
+  unsigned char kind;       /* itnio_kind */
+  unsigned char check;      /* itnio_check, for strings */
+  unsigned char flags;
+  double        min, max;   /* numbers: value range; strings: length range in characters */
+  signed char   cond, condval;    /* required when field[cond] == condval (cond < 0: never) */
+  signed char   cond2, cond2val;  /* ... and field[cond2] == cond2val (cond2 < 0: no second) */
+  const char   *meaning;    /* a few words for error messages */
+} itnio_field;
+
+typedef struct itnio_schema {
+  const char        *name;        /* "task" or "node" */
+  const char        *unknown_rule;/* T6 or N24 */
+  const itnio_field *fields;
+  int                nfields;
+} itnio_schema;
+
+extern const itnio_schema itnio_task_schema, itnio_node_schema;
+/* Index of the node fields that rules across fields need (N13). */
+extern const int itnio_node_hangupsms, itnio_node_push[4];
+/* Field index by exact name, or -1. */
+int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
+/* Field index by case-insensitive name (for "did you mean"), or -1. */
+int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
+/* Is s valid padded Base64 (RFC 4648 section 4)? Returns NULL or what is wrong. */
+const char *itnio_base64_problem(const char *s, size_t n);
+
+int luaopen_itnio_core(lua_State *L);
+
+/* ---- validate.c ---- */
+int itnio_encode_recall_update(lua_State *L);
+
+/* ---- sign.c ---- */
+int itnio_sign(lua_State *L);
+int itnio_consteq(lua_State *L);
+
+#endif

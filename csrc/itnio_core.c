@@ -1,0 +1,19 @@
+/* luaopen_itnio_core: registers the core's functions, nothing else. */
+#include "itnio.h"
+
+static const luaL_Reg core_funcs[] = {
+  { "sign",                 itnio_sign },
+  { "consteq",              itnio_consteq },
+  { "encode_recall_update", itnio_encode_recall_update },
+  { NULL, NULL }
+};
+
+__attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
+  itnio_newlibtable(L, core_funcs);
+  itnio_setfuncs(L, core_funcs);
+  lua_pushliteral(L, ITNIO_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  lua_pushinteger(L, ITNIO_MAX_ERRORS);
+  lua_setfield(L, -2, "MAX_ERRORS");
+  return 1;
+}

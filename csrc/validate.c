@@ -1,0 +1,665 @@
+/* One pass over the caller's task: every rule of schema.c is checked while the JSON body
+ * is written, so what was validated is exactly what is sent.
+ *
+ * The caller's tables are read raw (lua_next, lua_rawget): no metamethod of theirs runs
+ * here. Each object's fields are first sorted into stack slots (one lua_next pass), then
+ * checked and written in the schema's order. The output lives in an itnio_buf userdata,
+ * not a luaL_Buffer, so the walk may use the stack freely; a raise anywhere (memory) leaves
+ * the buffer to its __gc. Nothing recurses on the caller's data beyond task -> node. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "itnio.h"
+
+typedef struct walker {
+  lua_State *L;
+  itnio_buf *b;
+  int errs;          /* stack index of the errors array */
+  int nerr;
+  int full;          /* ITNIO_MAX_ERRORS reached: stop walking */
+  int passthrough;   /* unknown scalar fields are sent, not refused */
+  int null_idx;      /* stack index of the caller's null sentinel, or 0 */
+} walker;
+
+/* Field states while an object is walked. */
+enum { ST_ABSENT = 0, ST_OK, ST_BAD };
+
+#define EMIT(w)     ((w)->nerr == 0)   /* once a rule broke, the body is dropped: stop writing */
+#define MAXFIELDS   32
+
+/* ---- errors ---- */
+
+/* Stack: path, message. Adds {rule, field, message} to the errors array; pops both. */
+static void add_error(walker *w, const char *rule) {
+  lua_State *L = w->L;
+  if (w->nerr >= ITNIO_MAX_ERRORS) {
+    w->full = 1;
+    lua_pop(L, 2);
+    return;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, rule);
+  lua_setfield(L, -2, "rule");
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "field");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "message");
+  lua_rawseti(L, w->errs, ++w->nerr);
+  lua_pop(L, 2);
+}
+
+/* Stack: path. The message is the path, a space, and the formatted text. */
+static void fail_at(walker *w, const char *rule, const char *fmt, ...) {
+  lua_State *L = w->L;
+  va_list ap;
+  lua_pushvalue(L, -1);
+  lua_pushliteral(L, " ");
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 3);
+  add_error(w, rule);
+}
+
+static void push_path(lua_State *L, int node, const char *name) {
+  if (node) lua_pushfstring(L, "nodeList[%d].%s", node, name);
+  else lua_pushstring(L, name);
+}
+
+/* A key as it may be shown: printable ASCII kept, other bytes as \xHH, long keys cut. */
+static void push_display_key(lua_State *L, int node, const char *k, size_t kl) {
+  char out[4 * 48 + 4];
+  size_t o = 0;
+  for (size_t i = 0; i < kl; i++) {
+    unsigned char c = (unsigned char)k[i];
+    if (i == 48) { memcpy(out + o, "...", 3); o += 3; break; }
+    if (c >= 0x20 && c < 0x7f && c != '\\') out[o++] = (char)c;
+    else o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+  }
+  out[o] = '\0';
+  push_path(L, node, out);
+}
+
+/* The value at idx as a few words: "string", "nan", "1.5", "9007199254740993". */
+static const char *value_text(lua_State *L, int idx, char *tmp) {
+  if (lua_type(L, idx) != LUA_TNUMBER) {
+    if (lua_type(L, idx) == LUA_TLIGHTUSERDATA) return "userdata";
+    return luaL_typename(L, idx);
+  }
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) {
+    snprintf(tmp, 32, "%lld", (long long)lua_tointeger(L, idx));
+    return tmp;
+  }
+#endif
+  {
+    double d = (double)lua_tonumber(L, idx);
+    if (d != d) return "nan";
+    if (d - d != 0) return d > 0 ? "inf" : "-inf";
+    itnio_fmt_double(tmp, d);
+  }
+  return tmp;
+}
+
+/* What a field takes, for messages: "an integer from 1 to 1440". */
+static void push_expect(lua_State *L, const itnio_field *f) {
+  switch (f->kind) {
+    case ITNIO_K_INT:
+      if (f->min == f->max)
+        lua_pushfstring(L, "the integer %d", (int)f->min);
+      else if (f->max - f->min == 1)
+        lua_pushfstring(L, "the integer %d or %d", (int)f->min, (int)f->max);
+      else if (f->max >= ITNIO_SAFE_INT)
+        lua_pushfstring(L, "an integer >= %d", (int)f->min);
+      else
+        lua_pushfstring(L, "an integer from %d to %d", (int)f->min, (int)f->max);
+      break;
+    case ITNIO_K_NUM: {
+      char lo[32], hi[32];
+      itnio_fmt_double(lo, f->min);
+      itnio_fmt_double(hi, f->max);
+      lua_pushfstring(L, "a number from %s to %s", lo, hi);
+      break;
+    }
+    case ITNIO_K_STR:
+      switch (f->check) {
+        case ITNIO_S_BASE64:  lua_pushliteral(L, "Base64 text (RFC 4648 alphabet, padded, one line)"); break;
+        case ITNIO_S_DIGIT:   lua_pushliteral(L, "one digit, \"0\" to \"9\""); break;
+        case ITNIO_S_SEATKEY: lua_pushliteral(L, "one key: \"0\" to \"9\", \"*\" or \"#\""); break;
+        default:
+          if (f->min > 0 && f->max < 1e17)
+            lua_pushfstring(L, "a string of %d to %d characters", (int)f->min, (int)f->max);
+          else if (f->max < 1e17)
+            lua_pushfstring(L, "a string of at most %d characters", (int)f->max);
+          else
+            lua_pushliteral(L, "a string");
+      }
+      break;
+    case ITNIO_K_NODES:
+      lua_pushliteral(L, "an array of node tables");
+      break;
+    default:
+      lua_pushliteral(L, "an array of strings");
+  }
+}
+
+/* Stack: path. "must be <expect> (<meaning>), got <value><extra>". */
+static void fail_expect(walker *w, const itnio_field *f, const char *rule, const char *got,
+                        const char *extra) {
+  lua_State *L = w->L;
+  push_expect(L, f);
+  lua_insert(L, -2);      /* stack: expect, path */
+  fail_at(w, rule, "must be %s (%s), got %s%s", lua_tostring(L, -2), f->meaning, got, extra);
+  lua_pop(L, 1);
+}
+
+static void fail_value(walker *w, int node, const itnio_field *f, const char *rule, int idx,
+                       const char *extra) {
+  char tmp[32];
+  const char *got = value_text(w->L, idx, tmp);
+  push_path(w->L, node, f->name);
+  fail_expect(w, f, rule, got, extra);
+}
+
+/* ---- conditions ---- */
+
+typedef struct object {
+  const itnio_schema *s;
+  int node;                        /* 1-based node index; 0 for the task itself */
+  unsigned char st[MAXFIELDS];     /* ST_* per field */
+  int64_t iv[MAXFIELDS];           /* integer values of the fields that were ST_OK */
+} object;
+
+static int is_one_of(const object *o, int field, int value) {
+  return o->st[field] == ST_OK && o->iv[field] == value;
+}
+
+/* 1: f's condition holds; 0: it does not; -1: a field it depends on is broken. */
+static int cond_holds(const object *o, const itnio_field *f) {
+  if (f->cond < 0) return 0;
+  if (o->st[f->cond] == ST_BAD || (f->cond2 >= 0 && o->st[f->cond2] == ST_BAD)) return -1;
+  return is_one_of(o, f->cond, f->condval) &&
+         (f->cond2 < 0 || is_one_of(o, f->cond2, f->cond2val));
+}
+
+static void push_cond_text(lua_State *L, const object *o, const itnio_field *f) {
+  const itnio_field *c = &o->s->fields[f->cond];
+  if (f->cond2 >= 0)
+    lua_pushfstring(L, "when %s is %d and %s is %d", c->name, (int)f->condval,
+                    o->s->fields[f->cond2].name, (int)f->cond2val);
+  else
+    lua_pushfstring(L, "when %s is %d", c->name, (int)f->condval);
+}
+
+static void check_absent(walker *w, const object *o, const itnio_field *f) {
+  lua_State *L = w->L;
+  int why = f->flags & ITNIO_F_REQUIRED ? 1 : cond_holds(o, f);
+  if (why != 1) return;
+  if (f->flags & ITNIO_F_REQUIRED) lua_pushliteral(L, "");
+  else { lua_pushliteral(L, " "); push_cond_text(L, o, f); lua_concat(L, 2); }
+  push_expect(L, f);
+  push_path(L, o->node, f->name);
+  fail_at(w, f->rule, "is required%s: %s (%s)", lua_tostring(L, -3), lua_tostring(L, -2), f->meaning);
+  lua_pop(L, 2);
+}
+
+/* ---- values ---- */
+
+static int is_absent(const walker *w, int idx) {
+  switch (lua_type(w->L, idx)) {
+    case LUA_TNIL:           return 1;
+    case LUA_TLIGHTUSERDATA: if (lua_touserdata(w->L, idx) == NULL) return 1; break; /* cjson.null */
+    default: break;
+  }
+  return w->null_idx && lua_rawequal(w->L, idx, w->null_idx);
+}
+
+enum { INT_OK, INT_BAD, INT_UNSAFE };
+
+static int read_int(lua_State *L, int idx, int64_t *out) {
+  double d;
+  if (lua_type(L, idx) != LUA_TNUMBER) return INT_BAD;
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) {
+    lua_Integer i = lua_tointeger(L, idx);
+    if (i > (lua_Integer)ITNIO_SAFE_INT || i < -(lua_Integer)ITNIO_SAFE_INT) return INT_UNSAFE;
+    *out = (int64_t)i;
+    return INT_OK;
+  }
+#endif
+  d = (double)lua_tonumber(L, idx);
+  if (d != d || floor(d) != d) return INT_BAD;       /* NaN, fractions; inf fails below */
+  if (fabs(d) > ITNIO_SAFE_INT) return INT_UNSAFE;
+  *out = (int64_t)d;                                  /* -0.0 becomes 0 */
+  return INT_OK;
+}
+
+static const char unsafe_note[] = " (beyond 2^53-1, the largest integer JSON carries exactly)";
+
+static int check_int(walker *w, object *o, const itnio_field *f, int v, int64_t *out) {
+  int r = read_int(w->L, v, out);
+  if (r != INT_OK || (double)*out < f->min || (double)*out > f->max) {
+    fail_value(w, o->node, f, f->rule, v, r == INT_UNSAFE ? unsafe_note : "");
+    return 0;
+  }
+  if (EMIT(w)) itnio_json_integer(w->L, w->b, *out);
+  return 1;
+}
+
+static int check_num(walker *w, object *o, const itnio_field *f, int v) {
+  lua_State *L = w->L;
+  double d;
+  if (lua_type(L, v) != LUA_TNUMBER || !((d = (double)lua_tonumber(L, v)) >= f->min && d <= f->max)) {
+    fail_value(w, o->node, f, f->rule, v, "");   /* NaN fails every comparison */
+    return 0;
+  }
+  if (EMIT(w)) {
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, v)) { itnio_json_integer(L, w->b, (int64_t)lua_tointeger(L, v)); return 1; }
+#endif
+    itnio_json_double(L, w->b, d);
+  }
+  return 1;
+}
+
+/* The first placeholder in an SMS template that is not ${text1}..${text10}, or NULL. */
+static const char *sms_bad_placeholder(const char *s, size_t n) {
+  const char *end = s + n, *p = s;
+  while ((p = memchr(p, '$', (size_t)(end - p))) != NULL) {
+    const char *q = p + 2;
+    if (p + 1 >= end || p[1] != '{') { p++; continue; }
+    if (end - q >= 6 && memcmp(q, "text", 4) == 0) {
+      int v = 0, nd = 0;
+      q += 4;
+      while (q < end && *q >= '0' && *q <= '9' && nd < 3) { v = v * 10 + (*q - '0'); q++; nd++; }
+      if (nd && q < end && *q == '}' && v >= 1 && v <= 10 && p[6] != '0') { p = q; continue; }
+    }
+    return p;
+  }
+  return NULL;
+}
+
+/* Stack: nothing of ours. Pushes a short printable excerpt of a placeholder. */
+static void push_excerpt(lua_State *L, const char *p, const char *end) {
+  char out[24];
+  size_t o = 0;
+  while (p < end && o < 20 && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) {
+    out[o++] = *p;
+    if (*p++ == '}') break;
+  }
+  lua_pushlstring(L, out, o);
+}
+
+static int check_str(walker *w, object *o, const itnio_field *f, int v) {
+  lua_State *L = w->L;
+  size_t n, chars = 0;
+  const char *s;
+  char num[32];
+  if (lua_type(L, v) != LUA_TSTRING) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  s = lua_tolstring(L, v, &n);
+  if (f->check == ITNIO_S_BASE64) {
+    const char *why = itnio_base64_problem(s, n);
+    if (why) {
+      push_path(L, o->node, f->name);
+      fail_at(w, f->rule, "must be Base64 text (RFC 4648, padded): %s", why);
+      return 0;
+    }
+    if (EMIT(w)) {   /* the alphabet needs no escaping: copy it whole */
+      itnio_buf_reserve(L, w->b, n + 2);
+      itnio_buf_addchar(L, w->b, '"');
+      itnio_buf_addmem(L, w->b, s, n);
+      itnio_buf_addchar(L, w->b, '"');
+    }
+    chars = n;
+  } else {
+    int r = itnio_json_string(L, EMIT(w) ? w->b : NULL, s, n, &chars);
+    if (r != ITNIO_STR_OK) {
+      push_path(L, o->node, f->name);
+      fail_at(w, f->rule, r == ITNIO_STR_NUL
+              ? "contains a NUL character (\\0), which the API does not take"
+              : "is not valid UTF-8 (every string must be UTF-8 text)");
+      return 0;
+    }
+  }
+  switch (f->check) {
+    case ITNIO_S_DIGIT:
+      if (n == 1 && s[0] >= '0' && s[0] <= '9') return 1;
+      push_path(L, o->node, f->name);
+      fail_expect(w, f, f->rule, "another string", "");
+      return 0;
+    case ITNIO_S_SEATKEY:
+      if (n == 1 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '*' || s[0] == '#')) return 1;
+      push_path(L, o->node, f->name);
+      fail_expect(w, f, f->rule, "another string", "");
+      return 0;
+    case ITNIO_S_SMS: {
+      const char *bad = sms_bad_placeholder(s, n);
+      if (bad) {
+        push_excerpt(L, bad, s + n);
+        push_path(L, o->node, f->name);
+        fail_at(w, f->rule, "may use only the placeholders ${text1} to ${text10}; found '%s'",
+                lua_tostring(L, -2));
+        lua_pop(L, 1);
+        return 0;
+      }
+      break;
+    }
+    default: break;
+  }
+  if ((double)chars < f->min || (double)chars > f->max) {
+    snprintf(num, sizeof num, "%zu characters", chars);
+    push_path(L, o->node, f->name);
+    fail_expect(w, f, f->rule, num, "");
+    return 0;
+  }
+  if (n == 0 && (f->flags & ITNIO_F_NONEMPTY) && cond_holds(o, f) == 1) {
+    push_cond_text(L, o, f);
+    push_path(L, o->node, f->name);
+    fail_at(w, f->rule, "must not be empty %s (%s)", lua_tostring(L, -2), f->meaning);
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Is t a sequence 1..n with no holes? Counts raw keys; never trusts the border of #t. */
+static int seq_len(lua_State *L, int t, size_t *len) {
+  size_t count = 0;
+  double max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    double k;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TNUMBER) { lua_pop(L, 1); return 0; }
+#if LUA_VERSION_NUM >= 503
+    if (!lua_isinteger(L, -1)) { lua_pop(L, 1); return 0; }   /* 5.3+ keeps whole keys integral */
+#endif
+    k = (double)lua_tonumber(L, -1);
+    if (!(k >= 1) || floor(k) != k) { lua_pop(L, 1); return 0; }
+    count++;
+    if (k > max) max = k;
+  }
+  *len = count;
+  return (double)count == max;
+}
+
+static void walk_object(walker *w, int t, const itnio_schema *s, int node);
+
+static int check_nodes(walker *w, object *o, const itnio_field *f, int v) {
+  lua_State *L = w->L;
+  size_t n = 0;
+  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  if (!seq_len(L, v, &n)) {
+    push_path(L, o->node, f->name);
+    fail_at(w, f->rule, "must be an array of node tables (keys 1..n with no holes), not a map");
+    return 0;
+  }
+  if ((double)n > 0x7fffffff) luaL_error(L, "itnio: nodeList too long");
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, '[');
+  for (size_t i = 1; i <= n && !w->full; i++) {
+    if (EMIT(w) && i > 1) itnio_buf_addchar(L, w->b, ',');
+    lua_rawgeti(L, v, (int)i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      walk_object(w, lua_gettop(L), &itnio_node_schema, (int)i);
+    } else {
+      char tmp[32];
+      const char *got = is_absent(w, -1) ? "null" : value_text(L, -1, tmp);
+      lua_pushfstring(L, "nodeList[%d]", (int)i);
+      fail_at(w, f->rule, "must be a node table, got %s", got);
+    }
+    lua_pop(L, 1);
+  }
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, ']');
+  return 1;
+}
+
+static int check_strlist(walker *w, object *o, const itnio_field *f, int v) {
+  lua_State *L = w->L;
+  size_t n = 0;
+  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  if (!seq_len(L, v, &n)) {
+    push_path(L, o->node, f->name);
+    fail_at(w, f->rule, "must be an array of strings (keys 1..n with no holes), not a map");
+    return 0;
+  }
+  if ((double)n > 0x7fffffff) luaL_error(L, "itnio: %s too long", f->name);
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, '[');
+  for (size_t i = 1; i <= n && !w->full; i++) {
+    size_t sl;
+    const char *s;
+    int r = -1;
+    if (EMIT(w) && i > 1) itnio_buf_addchar(L, w->b, ',');
+    lua_rawgeti(L, v, (int)i);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      s = lua_tolstring(L, -1, &sl);
+      r = itnio_json_string(L, EMIT(w) ? w->b : NULL, s, sl, NULL);
+    }
+    if (r != ITNIO_STR_OK) {
+      char tmp[32];
+      const char *got = r == ITNIO_STR_BADUTF8 ? "invalid UTF-8"
+                      : r == ITNIO_STR_NUL ? "a string with a NUL character"
+                      : is_absent(w, -1) ? "null" : value_text(L, -1, tmp);
+      lua_pushfstring(L, "%s[%d]", f->name, (int)i);
+      fail_at(w, f->rule, "must be a UTF-8 string (%s), got %s", f->meaning, got);
+    }
+    lua_pop(L, 1);
+  }
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, ']');
+  return 1;
+}
+
+/* A passthrough value: a string, a finite number or a boolean, written as it is. */
+static void emit_passthrough(walker *w, const object *o, int first, int k, int v) {
+  lua_State *L = w->L;
+  size_t kl, sl;
+  const char *key = lua_tolstring(L, k, &kl);
+  int r = ITNIO_STR_OK;
+  if (EMIT(w) && !first) itnio_buf_addchar(L, w->b, ',');
+  if (itnio_json_string(L, EMIT(w) ? w->b : NULL, key, kl, NULL) != ITNIO_STR_OK) {
+    push_display_key(L, o->node, key, kl);
+    fail_at(w, o->s->unknown_rule, "is a field name that is not valid UTF-8");
+    return;
+  }
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, ':');
+  switch (lua_type(L, v)) {
+    case LUA_TBOOLEAN:
+      if (EMIT(w)) {
+        if (lua_toboolean(L, v)) itnio_buf_addlit(L, w->b, "true");
+        else itnio_buf_addlit(L, w->b, "false");
+      }
+      return;
+    case LUA_TNUMBER: {
+      double d = (double)lua_tonumber(L, v);
+#if LUA_VERSION_NUM >= 503
+      if (lua_isinteger(L, v)) { if (EMIT(w)) itnio_json_integer(L, w->b, (int64_t)lua_tointeger(L, v)); return; }
+#endif
+      if (d - d != 0) {   /* NaN or infinite */
+        char tmp[32];
+        push_display_key(L, o->node, key, kl);
+        fail_at(w, o->s->unknown_rule, "must be a finite number to be passed through, got %s", value_text(L, v, tmp));
+        return;
+      }
+      if (EMIT(w)) itnio_json_double(L, w->b, d);
+      return;
+    }
+    default: {
+      const char *s = lua_tolstring(L, v, &sl);
+      r = itnio_json_string(L, EMIT(w) ? w->b : NULL, s, sl, NULL);
+      if (r != ITNIO_STR_OK) {
+        push_display_key(L, o->node, key, kl);
+        fail_at(w, o->s->unknown_rule, r == ITNIO_STR_NUL ? "contains a NUL character (\\0)"
+                                                          : "is not valid UTF-8");
+      }
+    }
+  }
+}
+
+static int is_scalar(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
+}
+
+/* Stack: key, value (of the object in walk). Reports a key that has no place. */
+static void unknown_key(walker *w, const object *o) {
+  lua_State *L = w->L;
+  const char *what = o->node ? "a node" : "the task";
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    size_t kl;
+    const char *k = lua_tolstring(L, -2, &kl);
+    int near = itnio_schema_suggest(o->s, k, kl);
+    push_display_key(L, o->node, k, kl);
+    if (near >= 0)
+      fail_at(w, o->s->unknown_rule, "is not a field of %s (did you mean '%s'?)", what,
+              o->s->fields[near].name);
+    else if (w->passthrough)
+      fail_at(w, o->s->unknown_rule, "is not a field of %s; only a string, number or boolean"
+              " can be passed through, got %s", what, luaL_typename(L, -2));
+    else
+      fail_at(w, o->s->unknown_rule, "is not a field of %s (to send unknown fields as they"
+              " are, pass { passthrough = true })", what);
+  } else {
+    char tmp[32], key[48];
+    const char *kt = lua_type(L, -2) == LUA_TBOOLEAN ? (lua_toboolean(L, -2) ? "true" : "false")
+                                                      : value_text(L, -2, tmp);
+    snprintf(key, sizeof key, "[%s]", kt);
+    if (o->node) lua_pushfstring(L, "nodeList[%d]%s", o->node, key);
+    else lua_pushstring(L, key);
+    fail_at(w, o->s->unknown_rule, "is a key that is not a field name: %s has only named fields", what);
+  }
+}
+
+static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
+  lua_State *L = w->L;
+  const int nf = s->nfields;
+  int base, extras, nextra = 0, first = 1, agent = 0, i;
+  object o;
+  o.s = s;
+  o.node = node;
+  luaL_checkstack(L, nf + 12, "itnio: no stack space for a task");
+  base = lua_gettop(L);
+  for (i = 0; i < nf; i++) lua_pushnil(L);
+  lua_pushnil(L);
+  extras = lua_gettop(L);   /* the list of passthrough keys, made when one comes */
+
+  /* 1. Sort the raw fields into their slots. */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int f = -1, near = -1;
+    if (w->full) { lua_pop(L, 2); break; }
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t kl;
+      const char *k = lua_tolstring(L, -2, &kl);   /* a string already: safe inside lua_next */
+      f = itnio_schema_find(s, k, kl);
+      if (f < 0) near = itnio_schema_suggest(s, k, kl);
+    }
+    if (is_absent(w, -1)) { lua_pop(L, 1); continue; }
+    if (f >= 0) { lua_replace(L, base + 1 + f); continue; }
+    /* A near miss of a known name ("keyid") is a typo even in passthrough mode. */
+    if (w->passthrough && lua_type(L, -2) == LUA_TSTRING && is_scalar(L, -1) && near < 0) {
+      if (lua_isnil(L, extras)) { lua_newtable(L); lua_replace(L, extras); }
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, extras, ++nextra);
+    } else {
+      unknown_key(w, &o);
+    }
+    lua_pop(L, 1);
+  }
+
+  /* 2. Check and write the fields in the schema's order. */
+  for (i = 0; i < nf; i++)
+    if ((s->fields[i].flags & ITNIO_F_SCRIPT) && !lua_isnil(L, base + 1 + i)) agent = 1;
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, '{');
+  for (i = 0; i < nf && !w->full; i++) {
+    const itnio_field *f = &s->fields[i];
+    int v = base + 1 + i, ok;
+    o.st[i] = ST_ABSENT;
+    if (lua_isnil(L, v)) {
+      if (!(agent && (f->flags & ITNIO_F_VOICE))) check_absent(w, &o, f);
+      continue;
+    }
+    if (agent && (f->flags & ITNIO_F_VOICE)) {
+      push_path(L, node, f->name);
+      fail_at(w, "A3", "cannot be in an agent node (one with scriptId): an agent node takes"
+              " only scriptId");
+      continue;
+    }
+    if (EMIT(w)) {
+      if (!first) itnio_buf_addchar(L, w->b, ',');
+      itnio_buf_addmem(L, w->b, f->jkey, f->jkeylen);
+    }
+    first = 0;
+    switch (f->kind) {
+      case ITNIO_K_INT:   ok = check_int(w, &o, f, v, &o.iv[i]); break;
+      case ITNIO_K_NUM:   ok = check_num(w, &o, f, v); break;
+      case ITNIO_K_STR:   ok = check_str(w, &o, f, v); break;
+      case ITNIO_K_NODES: ok = check_nodes(w, &o, f, v); break;
+      default:            ok = check_strlist(w, &o, f, v); break;
+    }
+    o.st[i] = ok ? ST_OK : ST_BAD;
+  }
+
+  /* 3. Rules across fields. */
+  if (s == &itnio_node_schema && !agent && !w->full &&
+      is_one_of(&o, itnio_node_hangupsms, 1)) {
+    int any = 0, broken = 0;
+    for (i = 0; i < 4; i++) {
+      any |= is_one_of(&o, itnio_node_push[i], 1);
+      broken |= o.st[itnio_node_push[i]] == ST_BAD;
+    }
+    if (!any && !broken) {
+      lua_pushfstring(L, "nodeList[%d]", node);
+      fail_at(w, "N13", "has hangUpSms = 1, so at least one of feedbackPush, successPush,"
+              " failedPush, ringPush must be 1");
+    }
+  }
+
+  /* 4. Passthrough fields, after the known ones. */
+  for (i = 1; i <= nextra && !w->full; i++) {
+    lua_rawgeti(L, extras, i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, t);
+    emit_passthrough(w, &o, first, lua_gettop(L) - 1, lua_gettop(L));
+    first = 0;
+    lua_pop(L, 2);
+  }
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, '}');
+  lua_settop(L, base);
+}
+
+int itnio_encode_recall_update(lua_State *L) {
+  walker w;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  memset(&w, 0, sizeof w);
+  w.L = L;
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushliteral(L, "passthrough");
+    lua_rawget(L, 2);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+      luaL_argerror(L, 2, "opts.passthrough must be a boolean");
+    w.passthrough = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "null");
+    lua_rawget(L, 2);
+    if (!lua_isnil(L, -1)) w.null_idx = 3;
+  } else {
+    lua_pushnil(L);
+  }
+  lua_newtable(L);
+  w.errs = 4;
+  w.b = itnio_buf_new(L, 512);
+  walk_object(&w, 1, &itnio_task_schema, 0);
+  if (w.nerr) {
+    lua_pushnil(L);
+    lua_pushvalue(L, w.errs);
+    if (w.full) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "truncated");
+    }
+    return 2;
+  }
+  itnio_buf_pushresult(L, w.b);
+  return 1;
+}

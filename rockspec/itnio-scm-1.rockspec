@@ -1,0 +1,30 @@
+-- For LuaRocks users; the project itself builds with `make` from Debian's packages.
+package = "itnio"
+version = "scm-1"
+source = { url = "git+https://example.invalid/lua-itnio.git" }
+description = {
+  summary = "ITNIO TECH voice API (Edit Task, Auto-Recall) from Lua, with a C core",
+  detailed = [[
+Validates a task table against every documented rule while writing the JSON body,
+signs the request (MD5, OpenSSL) and sends it (libcurl, or nginx cosockets in OpenResty).
+]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.1, < 5.5", "lua-cjson" }
+external_dependencies = {
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["itnio.core"] = {
+      sources = { "csrc/itnio_core.c", "csrc/json_out.c", "csrc/schema.c", "csrc/sign.c",
+                  "csrc/validate.c" },
+      libraries = { "crypto", "curl" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+      defines = {},
+    },
+  },
+}
