@@ -99,6 +99,14 @@ int luaopen_itnio_core(lua_State *L);
 /* ---- validate.c ---- */
 int itnio_encode_recall_update(lua_State *L);
 
+/* ---- http.c: adds http_new and curl_version to the module table on the stack ---- */
+void itnio_http_open(lua_State *L);
+
+/* ---- clock.c ---- */
+int itnio_clock_now(lua_State *L);
+int itnio_clock_time(lua_State *L);
+int itnio_clock_sleep(lua_State *L);
+
 /* ---- sign.c ---- */
 int itnio_sign(lua_State *L);
 int itnio_consteq(lua_State *L);

@@ -5,6 +5,9 @@ static const luaL_Reg core_funcs[] = {
   { "sign",                 itnio_sign },
   { "consteq",              itnio_consteq },
   { "encode_recall_update", itnio_encode_recall_update },
+  { "now",                  itnio_clock_now },
+  { "time",                 itnio_clock_time },
+  { "sleep",                itnio_clock_sleep },
   { NULL, NULL }
 };
 
@@ -15,5 +18,6 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   lua_pushinteger(L, ITNIO_MAX_ERRORS);
   lua_setfield(L, -2, "MAX_ERRORS");
+  itnio_http_open(L);
   return 1;
 }

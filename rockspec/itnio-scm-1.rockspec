@@ -19,12 +19,18 @@ build = {
   type = "builtin",
   modules = {
     ["itnio.core"] = {
-      sources = { "csrc/itnio_core.c", "csrc/json_out.c", "csrc/schema.c", "csrc/sign.c",
-                  "csrc/validate.c" },
+      sources = { "csrc/itnio_core.c", "csrc/clock.c", "csrc/http.c", "csrc/json_out.c",
+                  "csrc/schema.c", "csrc/sign.c", "csrc/validate.c" },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
       defines = {},
     },
+    ["itnio"]                 = "lua/itnio/init.lua",
+    ["itnio.errors"]          = "lua/itnio/errors.lua",
+    ["itnio.compat"]          = "lua/itnio/compat.lua",
+    ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
+    ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
   },
+  install = { bin = { "bin/itnio-sandbox" } },
 }

@@ -1,0 +1,33 @@
+/* Clocks and a sleep for the Lua layer's retry loop outside nginx (inside nginx it uses
+ * ngx.now and ngx.sleep, which do not block the worker). */
+#include <errno.h>
+#include <time.h>
+
+#include "itnio.h"
+
+/* core.now() -> seconds on a monotonic clock (for deadlines and durations). */
+int itnio_clock_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.time() -> Unix time in seconds, with a fraction (for the Timestamp header). */
+int itnio_clock_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.sleep(seconds): blocks this thread; resumes after signals until the time is up. */
+int itnio_clock_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec req, rem;
+  if (!(s >= 0 && s <= 86400)) return luaL_argerror(L, 1, "seconds must be from 0 to 86400");
+  req.tv_sec = (time_t)s;
+  req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  return 0;
+}

@@ -1,0 +1,95 @@
+--- Error types: one class per cause, per vendor status code and per failure kind.
+-- Every error is a table with kind (its class name), code, message, retryable, http_status,
+-- attempts; TransportError adds sent, HttpError retry_after, ValidationError errors.
+-- tostring(err) is one line.
+local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
+local concat = table.concat
+
+local _M = { _VERSION = "0.1.0" }
+
+local function one_line(s)
+  return (tostring(s):gsub("[%c]+", " "))
+end
+
+local function describe(e)
+  local parts = {}
+  if e.code ~= nil then parts[#parts + 1] = "code " .. tostring(e.code) end
+  if e.http_status then parts[#parts + 1] = "HTTP " .. tostring(e.http_status) end
+  if e.attempts then
+    parts[#parts + 1] = e.attempts == 1 and "1 attempt" or (tostring(e.attempts) .. " attempts")
+  end
+  local tail = #parts > 0 and (" (" .. concat(parts, ", ") .. ")") or ""
+  return e.kind .. ": " .. one_line(e.message or "") .. tail
+end
+
+local classes = {}
+
+-- define(name, defaults): a class whose instances get the defaults unless given.
+local function define(name, defaults)
+  local cls = { kind = name }
+  cls.__index = cls
+  cls.__tostring = describe
+  cls.__name = "itnio." .. name
+  function cls.new(fields)
+    local e = { kind = name }
+    for k, v in pairs(defaults) do e[k] = v end
+    if fields then for k, v in pairs(fields) do e[k] = v end end
+    return setmetatable(e, cls)
+  end
+  function cls.is(e, c) return getmetatable(e) == (c or cls) end
+  classes[name] = cls
+  _M[name] = cls
+  return cls
+end
+
+define("ConfigError",           { retryable = false, message = "bad client options" })
+define("ValidationError",       { retryable = false, message = "the task breaks the API's rules" })
+define("AuthError",             { retryable = false, code = -1,  message = "account authentication exception" })
+define("IpLimitError",          { retryable = false, code = -2,  message = "IP limit" })
+define("TimestampExpiredError", { retryable = false, code = -16, message = "timestamp expired" })
+define("SystemError",           { retryable = true,  code = -18, message = "system exception" })
+define("ParameterError",        { retryable = false, code = -22, message = "parameter exception" })
+define("ApiError",              { retryable = false, message = "API error" })
+define("HttpError",             { retryable = false, message = "HTTP error" })
+define("TransportError",        { retryable = false, sent = false, message = "transport error" })
+define("DecodeError",           { retryable = false, message = "the answer could not be read" })
+
+local by_code = {
+  [-1] = _M.AuthError, [-2] = _M.IpLimitError, [-16] = _M.TimestampExpiredError,
+  [-18] = _M.SystemError, [-22] = _M.ParameterError,
+}
+
+--- The error for a vendor status code (any code but 0): its class, or ApiError.
+function _M.from_code(code, message, fields)
+  local cls = by_code[code] or _M.ApiError
+  local e = cls.new(fields)
+  e.code = code
+  if message and message ~= "" then e.message = message end
+  return e
+end
+
+--- Is err an instance of class cls (errors.is(err, errors.AuthError))?
+function _M.is(err, cls)
+  return type(err) == "table" and cls ~= nil and getmetatable(err) == cls
+end
+
+--- A ValidationError from the core's list {rule, field, message}: the message names them all.
+function _M.validation(list, truncated)
+  local parts = {}
+  for i = 1, #list do
+    local e = list[i]
+    parts[i] = e.rule .. " " .. e.message
+    if i == 5 and #list > 5 then
+      parts[i + 1] = "and " .. (#list - 5) .. (truncated and " more (list cut at 100)" or " more")
+      break
+    end
+  end
+  local n = #list
+  return _M.ValidationError.new{
+    errors = list, truncated = truncated or nil, attempts = 0,
+    message = "the task breaks " .. n .. (truncated and "+" or "") .. (n == 1 and " rule: " or " rules: ")
+      .. concat(parts, "; "),
+  }
+end
+
+return _M

@@ -1,0 +1,526 @@
+-- itnio.sandbox: the offline stand-in for the vendor's server, an OpenResty handler for
+-- POST /voice/recallFlow/update plus the control endpoints under /sandbox/ that tests use.
+--
+-- It runs inside nginx with the Lua module (LuaJIT, Lua 5.1 API). bin/itnio-sandbox writes
+-- the nginx config that calls these functions:
+--
+--   init_by_lua_block          { require("itnio.sandbox").init(ngx.config.prefix() .. "conf/sandbox.conf") }
+--   header_filter_by_lua_block { require("itnio.sandbox").header_filter() }
+--   location = /voice/recallFlow/update { content_by_lua_block { require("itnio.sandbox").update() } }
+--   location /sandbox/                  { content_by_lua_block { require("itnio.sandbox").control() } }
+--   location /                          { content_by_lua_block { require("itnio.sandbox").not_found() } }
+--
+-- and three shared dicts: itnio_tasks, itnio_faults, itnio_stats.
+--
+-- The Sign is checked with ngx.md5 (nginx's own MD5), independently of the core's signer; the
+-- body is checked with the core's validator, so the sandbox refuses what the core refuses.
+-- The only module-level state is `config`, set once by init() in the master process.
+
+local ngx = ngx
+local cjson = require "cjson.safe"
+local core = require "itnio.core"
+
+local type, tostring, tonumber, pairs, ipairs, pcall, next, error =
+  type, tostring, tonumber, pairs, ipairs, pcall, next, error
+local concat = table.concat
+local floor, abs = math.floor, math.abs
+local fmt, lower = string.format, string.lower
+local io_open = io.open
+
+local M = { _VERSION = "0.1.0" }
+
+local JSON_CT = "application/json;charset=UTF-8"
+local SUCCESS = '{"code":0,"msg":"success","data":null}'
+local PASSTHROUGH = { passthrough = true }
+
+-- The vendor's messages for its documented codes (spec/API.md, "Response").
+local MESSAGES = {
+  [0] = "success",
+  [-1] = "account authentication exception",
+  [-2] = "IP limit",
+  [-16] = "timestamp expired",
+  [-18] = "system exception",
+  [-22] = "parameter exception",
+}
+
+-- Seeded tasks, restored by POST /sandbox/reset.
+local SEEDS = {
+  { id = 299, status = "Pending" },
+  { id = 300, status = "Running" },
+  { id = 301, status = "Pending" },
+}
+
+local config -- set by M.init; read only afterwards
+
+---------------------------------------------------------------------------------------------
+-- configuration
+
+local DEFAULTS = {
+  key = "sandbox-key", secret = "sandbox-secret", window = 300, skew = 0,
+  allow_ip = "127.0.0.1,::1", hold_ms = 0,
+}
+
+local function parse_allow(list)
+  local set, any = {}, false
+  for ip in list:gmatch("[^,%s]+") do
+    if ip == "*" then any = true else set[ip] = true end
+  end
+  return set, any
+end
+
+local function integer(v, name, min)
+  local n = tonumber(v)
+  if not n or n ~= floor(n) or (min and n < min) then
+    error("itnio.sandbox: option " .. name .. " must be an integer"
+      .. (min and (" >= " .. min) or "") .. ", got " .. tostring(v), 0)
+  end
+  return n
+end
+
+-- Reads the key=value file written by bin/itnio-sandbox (or takes a table), seeds the tasks.
+function M.init(opts)
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  if type(opts) == "string" then
+    local f, err = io_open(opts, "rb")
+    if not f then error("itnio.sandbox: cannot read the config file: " .. tostring(err), 0) end
+    for line in f:lines() do
+      local k, v = line:match("^([%w_]+)=(.*)$")
+      if k then o[k] = v end
+    end
+    f:close()
+  elseif type(opts) == "table" then
+    for k, v in pairs(opts) do o[k] = v end
+  end
+  local c = {
+    key = tostring(o.key), secret = tostring(o.secret),
+    window = integer(o.window, "window", 0),
+    skew = integer(o.skew, "skew"),
+    hold = integer(o.hold_ms, "hold_ms", 0) / 1000,
+  }
+  c.allow, c.allow_any = parse_allow(tostring(o.allow_ip))
+  config = c
+  M.reset()
+  return true
+end
+
+local function now()
+  return ngx.time() + config.skew
+end
+
+---------------------------------------------------------------------------------------------
+-- the task store (shared dict itnio_tasks): status:<id>, updates:<id>, at:<id>, body:<id>
+
+local function tasks() return ngx.shared.itnio_tasks end
+
+local function id_string(n)
+  return fmt("%.0f", n)
+end
+
+local function seed()
+  local t = tasks()
+  for _, s in ipairs(SEEDS) do
+    local id = id_string(s.id)
+    t:set("status:" .. id, s.status)
+    t:set("updates:" .. id, 0)
+  end
+end
+
+-- The stored task as JSON text, or nil.
+local function task_json(id)
+  local t = tasks()
+  local status = t:get("status:" .. id)
+  if not status then return nil end
+  local at = t:get("at:" .. id)
+  return '{"keyId":' .. id
+    .. ',"status":' .. cjson.encode(status)
+    .. ',"updates":' .. id_string(t:get("updates:" .. id) or 0)
+    .. ',"updated_at":' .. (at and fmt("%.3f", at) or "null")
+    .. ',"task":' .. (t:get("body:" .. id) or "null") .. '}'
+end
+
+-- Tasks reseeded, faults and stats cleared.
+function M.reset()
+  local shared = ngx.shared
+  for _, name in ipairs { "itnio_tasks", "itnio_faults", "itnio_stats" } do
+    local d = shared[name]
+    if not d then
+      error("itnio.sandbox: lua_shared_dict " .. name .. " is missing from the nginx config", 0)
+    end
+    d:flush_all()
+    d:flush_expired()
+  end
+  seed()
+end
+
+---------------------------------------------------------------------------------------------
+-- answering
+
+local function set_headers(headers)
+  if type(headers) ~= "table" then return end
+  for k, v in pairs(headers) do
+    if type(k) == "string" then
+      if lower(k) == "date" then ngx.ctx.itnio_date_set = true end
+      ngx.header[k] = v
+    end
+  end
+end
+
+-- Sends one complete response with a Content-Length (never chunked).
+local function send(status, body, ctype, headers)
+  ngx.status = status
+  ngx.header["Content-Type"] = ctype or JSON_CT
+  ngx.header["Content-Length"] = #body
+  set_headers(headers)
+  ngx.print(body)
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+local function hold()
+  if config.hold > 0 then ngx.sleep(config.hold) end
+end
+
+-- The vendor's answer: HTTP 200, {"code":N,"msg":"...","data":null}.
+local function answer(code, msg)
+  hold()
+  if code == 0 and msg == nil then return send(200, SUCCESS) end
+  local body = '{"code":' .. (type(code) == "number" and fmt("%.14g", code) or cjson.encode(code))
+    .. ',"msg":' .. cjson.encode(msg or MESSAGES[code] or "error") .. ',"data":null}'
+  return send(200, body)
+end
+
+local function control_json(status, value)
+  local body = type(value) == "string" and value or cjson.encode(value)
+  return send(status, body .. "\n", "application/json")
+end
+
+-- Every response carries the sandbox's (skewed) clock in Date, unless a fault set its own.
+function M.header_filter()
+  if config and not ngx.ctx.itnio_date_set then
+    ngx.header["Date"] = ngx.http_time(now())
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- faults (shared dict itnio_faults, list "queue" of "<remaining count> <json>")
+
+local FAULT_KINDS = { delay = true, status = true, reset = true, answer = true, code = true }
+
+local function is_int(v, min, max)
+  return type(v) == "number" and v == floor(v) and v >= min and v <= max
+end
+
+-- Returns nil or a message saying what is wrong with fault f.
+local function check_fault(f)
+  if type(f) ~= "table" then return "a fault must be a JSON object" end
+  if not FAULT_KINDS[f.kind] then
+    return "kind must be one of delay, status, reset, answer, code"
+  end
+  if f.count ~= nil and not is_int(f.count, 1, 1e9) then return "count must be an integer >= 1" end
+  local k = f.kind
+  if k == "delay" and not (type(f.ms) == "number" and f.ms >= 0 and f.ms <= 600000) then
+    return "delay needs ms, a number of milliseconds from 0 to 600000"
+  end
+  if k == "status" and not is_int(f.status, 200, 599) then
+    return "status needs status, an HTTP status from 200 to 599"
+  end
+  if k == "answer" and f.status ~= nil and not is_int(f.status, 200, 599) then
+    return "answer's status must be an HTTP status from 200 to 599"
+  end
+  if (k == "status" or k == "answer") and f.body ~= nil and type(f.body) ~= "string" then
+    return k .. "'s body must be a string"
+  end
+  if f.headers ~= nil then
+    if type(f.headers) ~= "table" then return "headers must be an object" end
+    for hk, hv in pairs(f.headers) do
+      if type(hk) ~= "string" or (type(hv) ~= "string" and type(hv) ~= "number") then
+        return "headers must map names to strings or numbers"
+      end
+    end
+  end
+  if f.retry_after ~= nil and type(f.retry_after) ~= "number" and type(f.retry_after) ~= "string" then
+    return "retry_after must be a number or a string"
+  end
+  if k == "code" and type(f.code) ~= "number" then return "code needs code, a number" end
+  if f.msg ~= nil and type(f.msg) ~= "string" then return "msg must be a string" end
+  return nil
+end
+
+-- Pops the next fault (consuming one of its count), or nil. No yield between the pop and the
+-- push back, so it is atomic within the worker.
+local function next_fault()
+  local q = ngx.shared.itnio_faults
+  local raw = q:lpop("queue")
+  if not raw then return nil end
+  local n, json = raw:match("^(%d+) (.*)$")
+  n = tonumber(n)
+  if n and n > 1 then q:lpush("queue", (n - 1) .. " " .. json) end
+  return cjson.decode(json)
+end
+
+local DEFAULT_STATUS_BODY = {
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
+  [503] = "Service Temporarily Unavailable", [504] = "Gateway Time-out",
+}
+
+-- Applies fault f; returns only when the request goes on to the normal checks.
+local function apply_fault(f)
+  local k = f.kind
+  if k == "delay" then
+    ngx.sleep(f.ms / 1000)
+    return
+  end
+  if k == "reset" then
+    return ngx.exit(444) -- nginx closes the connection without sending anything
+  end
+  ngx.req.discard_body()
+  if k == "code" then
+    return answer(f.code, f.msg)
+  end
+  hold()
+  local headers = f.headers or {}
+  if f.retry_after ~= nil then headers["Retry-After"] = tostring(f.retry_after) end
+  if k == "status" then
+    local body = f.body
+    if not body then
+      local title = f.status .. " " .. (DEFAULT_STATUS_BODY[f.status] or "Error")
+      body = "<html>\r\n<head><title>" .. title .. "</title></head>\r\n<body>\r\n<center><h1>"
+        .. title .. "</h1></center>\r\n</body>\r\n</html>\r\n"
+    end
+    return send(f.status, body, "text/html", headers)
+  end
+  -- answer: exactly the given status, body and headers
+  return send(f.status or 200, f.body or "", JSON_CT, headers)
+end
+
+---------------------------------------------------------------------------------------------
+-- POST /voice/recallFlow/update
+
+local function single_header(h, name)
+  local v = h[name]
+  if type(v) == "table" then return nil, "more than one " .. name .. " header" end
+  return v
+end
+
+-- Nil when the headers authenticate, else the detail of the -1 message.
+local function check_auth(h)
+  local key, err = single_header(h, "Api-Key")
+  if err then return err end
+  if not key or key == "" then return "missing Api-Key header" end
+  if key ~= config.key then return "unknown Api-Key" end
+  local ts
+  ts, err = single_header(h, "Timestamp")
+  if err then return err end
+  if not ts or ts == "" then return "missing Timestamp header" end
+  if not ts:find("^%d+$") then return "Timestamp is not a decimal number of seconds" end
+  local sign
+  sign, err = single_header(h, "Sign")
+  if err then return err end
+  if not sign or sign == "" then return "missing Sign header" end
+  if #sign ~= 32 or not sign:find("^%x+$") then return "Sign is not 32 hex digits" end
+  if lower(sign) ~= ngx.md5(key .. config.secret .. ts) then return "Sign does not match" end
+  return nil
+end
+
+local function read_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local file = ngx.req.get_body_file()
+  if not file then return "" end
+  local f = io_open(file, "rb")
+  if not f then return "" end
+  body = f:read("*a")
+  f:close()
+  return body or ""
+end
+
+local function rule_message(errs)
+  local parts = {}
+  for i, e in ipairs(errs) do
+    parts[i] = tostring(e.rule) .. " " .. tostring(e.field) .. ": " .. tostring(e.message)
+  end
+  if errs.truncated then parts[#parts + 1] = "(more errors not listed)" end
+  return "parameter exception: " .. concat(parts, "; ")
+end
+
+function M.update()
+  local stats = ngx.shared.itnio_stats
+  stats:incr("requests", 1, 0)
+  if stats:add("conn:" .. ngx.var.connection, true) then stats:incr("connections", 1, 0) end
+
+  local fault = next_fault()
+  if fault then apply_fault(fault) end
+
+  if ngx.req.get_method() ~= "POST" then
+    ngx.req.discard_body()
+    return send(405, "method not allowed\n", "text/plain", { Allow = "POST" })
+  end
+
+  -- 1. the IP allow-list
+  if not config.allow_any and not config.allow[ngx.var.remote_addr] then
+    ngx.req.discard_body()
+    return answer(-2, "IP limit")
+  end
+
+  -- 2. Api-Key, Timestamp, Sign
+  local h = ngx.req.get_headers(200)
+  local bad = check_auth(h)
+  if bad then
+    ngx.req.discard_body()
+    return answer(-1, "account authentication exception: " .. bad)
+  end
+
+  -- 3. the Timestamp window
+  if abs(now() - tonumber(h["Timestamp"])) > config.window then
+    ngx.req.discard_body()
+    return answer(-16, "timestamp expired")
+  end
+
+  -- 4. the body
+  local ctype = h["Content-Type"]
+  if type(ctype) ~= "string" or not lower(ctype):find("^application/json") then
+    ngx.req.discard_body()
+    return answer(-22, "parameter exception: Content-Type must be application/json")
+  end
+  local decoded = cjson.decode(read_body())
+  if decoded == nil then return answer(-22, "parameter exception: body is not JSON") end
+  if type(decoded) ~= "table" or (next(decoded) ~= nil and decoded[1] ~= nil) then
+    return answer(-22, "parameter exception: body is not a JSON object")
+  end
+  -- Unknown scalar fields pass, as a server that ignores them would; typos still fail.
+  local ok, body, errs = pcall(core.encode_recall_update, decoded, PASSTHROUGH)
+  if not ok then
+    ngx.log(ngx.ERR, "itnio.sandbox: the core raised: ", tostring(body))
+    return answer(-22, "parameter exception: " .. tostring(body))
+  end
+  if not body then return answer(-22, rule_message(errs)) end
+
+  -- 5. the task
+  local id = id_string(decoded.keyId)
+  local t = tasks()
+  local status = t:get("status:" .. id)
+  if not status then return answer(-22, "task " .. id .. " does not exist") end
+  if status ~= "Pending" then
+    return answer(-22, "task " .. id .. " is not Pending (status " .. status
+      .. "), only Pending tasks can be edited")
+  end
+  local stored, err = t:safe_set("body:" .. id, body)
+  if not stored then
+    ngx.log(ngx.ERR, "itnio.sandbox: cannot store task ", id, ": ", err)
+    return answer(-18, "system exception")
+  end
+  t:incr("updates:" .. id, 1, 0)
+  t:set("at:" .. id, ngx.now() + config.skew)
+  stats:incr("accepted", 1, 0)
+  return answer(0)
+end
+
+---------------------------------------------------------------------------------------------
+-- /sandbox/... (loopback only, no auth)
+
+local function loopback(addr)
+  return addr == "::1" or (addr and addr:find("^127%.") ~= nil)
+end
+
+local function read_json_body()
+  local text = read_body()
+  local v, err = cjson.decode(text)
+  if v == nil then return nil, "body is not JSON: " .. tostring(err) end
+  return v
+end
+
+local function control_faults(method)
+  local q = ngx.shared.itnio_faults
+  if method == "GET" then
+    local n = q:llen("queue") or 0
+    local list, remaining = {}, 0
+    for _ = 1, n do -- rotate the list once to look at it (no yield in between)
+      local raw = q:lpop("queue")
+      if not raw then break end
+      q:rpush("queue", raw)
+      local c, json = raw:match("^(%d+) (.*)$")
+      local f = cjson.decode(json) or {}
+      list[#list + 1] = { kind = f.kind, count = tonumber(c) }
+      remaining = remaining + tonumber(c)
+    end
+    if #list == 0 then list = cjson.empty_array end
+    return control_json(200, { length = n, remaining = remaining, queue = list })
+  elseif method == "DELETE" then
+    q:flush_all()
+    q:flush_expired()
+    return control_json(200, { length = 0 })
+  elseif method == "POST" then
+    local v, err = read_json_body()
+    if v == nil then return control_json(400, { error = err }) end
+    local list = (type(v) == "table" and v[1] ~= nil) and v or { v }
+    for _, f in ipairs(list) do
+      local bad = check_fault(f)
+      if bad then return control_json(400, { error = bad }) end
+    end
+    for _, f in ipairs(list) do
+      local len, perr = q:rpush("queue", (f.count or 1) .. " " .. cjson.encode(f))
+      if not len then return control_json(507, { error = "cannot queue the fault: " .. tostring(perr) }) end
+    end
+    return control_json(200, { length = q:llen("queue") })
+  end
+  return send(405, "method not allowed\n", "text/plain", { Allow = "GET, POST, DELETE" })
+end
+
+local function control_task(method, digits)
+  local n = tonumber(digits)
+  if #digits > 16 or not n then return control_json(404, { error = "no such task" }) end
+  local id = id_string(n)
+  if method == "POST" or method == "PUT" then
+    -- sets (or creates) a task's status: {"status":"Running"}
+    local v, err = read_json_body()
+    if type(v) ~= "table" or type(v.status) ~= "string" then
+      return control_json(400, { error = err or 'expected {"status":"..."}' })
+    end
+    local t = tasks()
+    t:set("status:" .. id, v.status)
+    if not t:get("updates:" .. id) then t:set("updates:" .. id, 0) end
+  elseif method == "DELETE" then
+    local t = tasks()
+    for _, p in ipairs { "status:", "updates:", "at:", "body:" } do t:delete(p .. id) end
+    return control_json(200, { deleted = n })
+  elseif method ~= "GET" then
+    return send(405, "method not allowed\n", "text/plain", { Allow = "GET, POST, DELETE" })
+  end
+  local json = task_json(id)
+  if not json then return control_json(404, { error = "no such task" }) end
+  return control_json(200, json)
+end
+
+function M.control()
+  if not loopback(ngx.var.remote_addr) then
+    return send(403, "forbidden\n", "text/plain")
+  end
+  local method = ngx.req.get_method()
+  local uri = ngx.var.uri
+  local digits = uri:match("^/sandbox/tasks/(%d+)$")
+  if digits then return control_task(method, digits) end
+  if uri == "/sandbox/faults" then return control_faults(method) end
+  if uri == "/sandbox/reset" then
+    if method ~= "POST" then return send(405, "method not allowed\n", "text/plain", { Allow = "POST" }) end
+    ngx.req.discard_body()
+    M.reset()
+    return control_json(200, { reset = true })
+  end
+  if uri == "/sandbox/stats" then
+    local s = ngx.shared.itnio_stats
+    return control_json(200, {
+      requests = s:get("requests") or 0,
+      connections = s:get("connections") or 0,
+      accepted = s:get("accepted") or 0,
+    })
+  end
+  return control_json(404, { error = "not found" })
+end
+
+function M.not_found()
+  ngx.req.discard_body()
+  return send(404, '{"error":"not found"}\n', "application/json")
+end
+
+return M

@@ -1,0 +1,32 @@
+--- The libcurl transport (the default outside nginx): one easy handle per client, so
+-- consecutive calls ride one keep-alive connection. libcurl itself resends a request
+-- once on a fresh connection when a reused one turns out closed before any answer.
+local core = require "itnio.core"
+
+local pairs, sort = pairs, table.sort
+
+local _M = {}
+
+--- _M.new(opts) -> transport function, handle. opts: cafile, capath, proxy, user_agent,
+-- max_body, insecure (exactly true turns verification off).
+function _M.new(opts)
+  local h = core.http_new{
+    cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy,
+    user_agent = opts.user_agent, max_body = opts.max_body, insecure = opts.insecure == true,
+  }
+  local function transport(req)
+    local lines = {}
+    for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
+    sort(lines)
+    local status, headers, body, info = h:perform(req.method, req.url, lines, req.body,
+                                                  req.timeout, req.connect_timeout)
+    if not status then return nil, headers end
+    return { status = status, headers = headers, body = body, reused = info.reused }
+  end
+  return transport, h
+end
+
+_M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.curl_version()
+
+
+return _M
