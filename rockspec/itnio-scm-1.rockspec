@@ -31,6 +31,7 @@ build = {
     ["itnio.compat"]          = "lua/itnio/compat.lua",
     ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
+    ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",
   },
   install = { bin = { "bin/itnio-sandbox" } },
 }

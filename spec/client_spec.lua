@@ -410,6 +410,45 @@ describe("the client against the sandbox", function()
   end)
 end)
 
+describe("a transport of the caller's own", function()
+  local sb
+  setup(function() sb = sandbox.start{} end)
+  teardown(function() if sb then sb:stop() end end)
+
+  it("gets {method, url, headers, body, timeout} and its answer is read like any other", function()
+    local curl = require("itnio.transport.curl").new{}
+    local seen
+    local c = client(sb, { transport = function(req)
+      seen = req
+      return curl(req)
+    end })
+    local res = assert(c:update_recall_task(task()))
+    assert.equal(0, res.code)
+    assert.equal("POST", seen.method)
+    assert.equal(sb.http_url .. "/voice/recallFlow/update", seen.url)
+    assert.equal(core.sign(sb.api_key, sb.api_secret, seen.headers.Timestamp), seen.headers.Sign)
+    assert.equal(core.encode_recall_update(task()), seen.body)
+    assert.equal(10, seen.timeout)
+    assert.equal("custom", c.transport_name)
+  end)
+
+  it("that raises gives a TransportError, not a raise", function()
+    local c = client(sb, { max_retries = 0, transport = function() error("boom") end })
+    local res, err = c:update_recall_task(task())
+    assert.is_nil(res)
+    assert.is_true(errors.is(err, errors.TransportError))
+    assert.truthy(err.message:find("boom", 1, true))
+  end)
+
+  it("that answers nonsense gives a TransportError (protocol)", function()
+    for _, bad in ipairs({ function() return "200 OK" end, function() return { status = "200" } end,
+                           function() return nil, "plain string error" end }) do
+      local _, err = client(sb, { max_retries = 0, transport = bad }):update_recall_task(task())
+      assert.is_true(errors.is(err, errors.TransportError), tostring(err))
+    end
+  end)
+end)
+
 describe("the clock-skew fix", function()
   local sb
   setup(function() sb = sandbox.start{ skew = 3600 } end)

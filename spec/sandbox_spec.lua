@@ -126,10 +126,10 @@ local function http_date(s)
   y, d = tonumber(y), tonumber(d)
   local m = MONTHS[mon]
   y = m <= 2 and y - 1 or y
-  local era = y // 400
+  local era = math.floor(y / 400)
   local yoe = y - era * 400
-  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
   return days * 86400 + tonumber(H) * 3600 + tonumber(M) * 60 + tonumber(S)
 end
@@ -140,8 +140,8 @@ local function sh(cmd)
 end
 
 local function exit_code(cmd)
-  local ok, _, code = os.execute(cmd .. " >/dev/null 2>&1")
-  return ok and 0 or code
+  local out = sandbox.run(cmd .. " >/dev/null 2>&1; echo \"exit=$?\"")
+  return tonumber(out:match("exit=(%d+)"))
 end
 
 -- A process that exists and is not a zombie (pid 1 of a container may reap late).
@@ -241,7 +241,7 @@ describe("the sandbox", function()
     end)
 
     it("takes a 10 MB baseFile", function()
-      local big = string.rep("QUJD", 10 * 1024 * 1024 // 4)
+      local big = string.rep("QUJD", 2621440)   -- 10 MiB
       local t = task { nodeList = { { source = 2, uploadName = "big-file.wav", baseFile = big,
                                       hangUpSms = 0, toSeat = 0 } } }
       assert.are.equal(SUCCESS, update(sb, t).body)

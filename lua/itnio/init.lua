@@ -309,7 +309,17 @@ function Client:_send(body, opts)
     req.timeout = timeout
     local t0 = compat.now()
     local resp, res, err
-    resp, err = transport(req)
+    local called, r1, r2 = pcall(transport, req)   -- a transport that raises is a failure, not a crash
+    if called then
+      resp, err = r1, r2
+    else
+      resp, err = nil, { kind = "other", message = "the transport raised: " .. tostring(r1), sent = true }
+    end
+    if resp ~= nil and (type(resp) ~= "table" or type(resp.status) ~= "number" or type(resp.body) ~= "string") then
+      resp, err = nil, { kind = "protocol", message = "the transport returned no {status, body}", sent = true }
+    elseif resp == nil and type(err) ~= "table" then
+      err = { kind = "other", message = "the transport failed: " .. tostring(err), sent = true }
+    end
     if resp then
       res, err = classify(resp)
     else

@@ -1,0 +1,195 @@
+-- The client inside nginx workers: the cosocket transport against the sandbox, over real
+-- sockets, HTTP and HTTPS (nginx's lua_ssl_trusted_certificate), and the OpenResty example.
+local cjson   = require "cjson"
+local socket  = require "socket"
+local sandbox = require "support.sandbox"
+local nginx   = require "support.nginx"
+
+local function query(t)
+  local parts = {}
+  for k, v in pairs(t) do
+    parts[#parts + 1] = k .. "=" .. tostring(v):gsub("[^%w%-_.~]", function(c)
+      return string.format("%%%02X", c:byte())
+    end)
+  end
+  return table.concat(parts, "&")
+end
+
+describe("the ngx transport inside nginx", function()
+  local sb, srv
+  local function call(case, over)
+    local args = { base = sb.http_url, key = sb.api_key, secret = sb.api_secret }
+    for k, v in pairs(over or {}) do args[k] = v end
+    local status, body = srv:get("/case/" .. case .. "?" .. query(args))
+    assert.equal(200, status, body)
+    return cjson.decode(body)
+  end
+
+  setup(function()
+    sb = sandbox.start{}
+    srv = nginx.start{
+      http = "lua_shared_dict itnio_spec 1m;\n"
+        .. "lua_ssl_trusted_certificate " .. sb.cafile .. ";\nlua_ssl_verify_depth 2;",
+      server = [[
+        location /case/ { content_by_lua_block { require("support.ngx_cases").run() } }
+        location = /untrusted {
+          lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;
+          content_by_lua_block { ngx.req.set_uri("/case/update"); require("support.ngx_cases").run() }
+        }
+        location = /phase {
+          content_by_lua_block { ngx.say("body") }
+          header_filter_by_lua_block { require("support.ngx_cases").header_filter() }
+        }
+      ]],
+    }
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if sb then sb:stop() end
+  end)
+  before_each(function() sb:reset() end)
+
+  it("updates a task, with the ngx transport chosen by itself", function()
+    local r = call("update")
+    assert.is_true(r.ok, r.message)
+    assert.equal(0, r.code)
+    assert.equal("ngx", r.transport)
+    assert.equal(1, r.attempts)
+    assert.equal("From inside nginx", sb:task(299).task.nodeList[1].text)
+  end)
+
+  it("uses curl inside nginx only when asked", function()
+    local r = call("update", { transport = "curl" })
+    assert.is_true(r.ok, r.message)
+    assert.equal("curl", r.transport)
+  end)
+
+  it("reuses one keep-alive connection across calls and requests", function()
+    local rs = call("several", { n = 3 })
+    for i = 1, 3 do assert.is_true(rs[i].ok, rs[i].message) end
+    assert.is_true(call("update").ok)
+    local st = sb:stats()
+    assert.equal(4, st.requests)
+    assert.equal(1, st.connections)
+  end)
+
+  it("works from an ngx.timer.at callback", function()
+    local r = call("timer")
+    assert.is_true(r.ok, r.message)
+    assert.equal("ngx", r.transport)
+  end)
+
+  it("refuses a phase without cosockets with an error that says where to move the call", function()
+    local status, body, headers = srv:get("/phase?" .. query{ base = sb.http_url, key = sb.api_key, secret = sb.api_secret })
+    assert.equal(200, status)
+    assert.equal("body\n", body)
+    local result = headers["x-itnio-result"]
+    assert.truthy(result:find("^TransportError|phase|"), result)
+    assert.truthy(result:find("header_filter", 1, true), result)
+    assert.truthy(result:find("ngx.timer.at", 1, true), result)
+    assert.equal(0, sb:stats().requests)
+  end)
+
+  describe("maps each answer to its error class", function()
+    it("AuthError for a wrong secret", function()
+      local r = call("update", { secret = "wrong", max_retries = 2 })
+      assert.equal("AuthError", r.kind)
+      assert.equal(-1, r.code)
+      assert.equal(1, r.attempts)
+    end)
+    it("ParameterError for a task that is not Pending", function()
+      local r = call("update", { keyId = 300 })
+      assert.equal("ParameterError", r.kind)
+      assert.equal(-22, r.code)
+    end)
+    it("SystemError, retried", function()
+      sb:fault{ count = 5, kind = "code", code = -18 }
+      local r = call("update", { max_retries = 2 })
+      assert.equal("SystemError", r.kind)
+      assert.equal(3, r.attempts)
+      assert.equal(3, sb:stats().requests)
+    end)
+    it("HttpError 503 retried, then success", function()
+      sb:fault{ count = 2, kind = "status", status = 503 }
+      local r = call("update", { max_retries = 2 })
+      assert.is_true(r.ok, r.message)
+      assert.equal(3, r.attempts)
+    end)
+    it("DecodeError for an answer that is not JSON", function()
+      sb:fault{ count = 1, kind = "answer", status = 200, body = "not json" }
+      assert.equal("DecodeError", call("update").kind)
+    end)
+    it("ApiError for an unknown code", function()
+      sb:fault{ count = 1, kind = "answer", status = 200, body = '{"code":"-77","reason":"odd"}' }
+      local r = call("update")
+      assert.equal("ApiError", r.kind)
+      assert.equal(-77, r.code)
+      assert.equal("odd", r.message)
+    end)
+    it("TransportError (connect) for a closed port, not sent", function()
+      local r = call("update", { base = "http://127.0.0.1:9", max_retries = 0 })
+      assert.equal("TransportError", r.kind)
+      assert.equal("connect", r.reason)
+      assert.is_false(r.sent)
+    end)
+    it("TransportError (timeout) that fires within 20% of its setting #timing", function()
+      sb:fault{ count = 1, kind = "delay", ms = 3000 }
+      local t0 = socket.gettime()
+      local r = call("update", { timeout = 1, max_retries = 0 })
+      local took = socket.gettime() - t0
+      assert.equal("timeout", r.reason)
+      assert.is_true(r.sent)
+      assert.is_true(took >= 0.95 and took < 1.2, "took " .. took)
+    end)
+    it("TransportError (reset) on a fresh connection, may have been sent", function()
+      sb:fault{ count = 1, kind = "reset" }
+      local r = call("update", { max_retries = 0 })
+      assert.equal("reset", r.reason)
+      assert.is_true(r.sent)
+    end)
+    it("TransportError (too_large) for a 2 MiB answer", function()
+      sb:fault{ count = 1, kind = "answer", status = 200, body = string.rep("y", 2 * 1024 * 1024) }
+      local r = call("update", { max_retries = 2 })
+      assert.equal("too_large", r.reason)
+      assert.equal(1, r.attempts)
+    end)
+  end)
+
+  it("resends on a fresh connection when a pooled one died before any answer", function()
+    assert.is_true(call("update").ok)
+    sb:fault{ count = 1, kind = "reset" }
+    local r = call("update", { max_retries = 0 })
+    assert.is_true(r.ok, r.message)
+    assert.equal(1, r.attempts)
+    assert.equal(3, sb:stats().requests)
+  end)
+
+  describe("TLS", function()
+    -- A sandbox of its own: pooled connections are keyed by scheme, host, port and whether
+    -- they were verified, not by the trust store of the location that made them.
+    local other
+    setup(function() other = sandbox.start{} end)
+    teardown(function() if other then other:stop() end end)
+
+    it("verifies the sandbox against lua_ssl_trusted_certificate", function()
+      local r = call("update", { base = sb.https_url })
+      assert.is_true(r.ok, r.message)
+      assert.equal("ngx", r.transport)
+    end)
+    it("refuses the sandbox's certificate where nginx does not trust its CA", function()
+      local status, body = srv:get("/untrusted?" .. query{ base = other.https_url, key = other.api_key,
+                                                           secret = other.api_secret, max_retries = 0 })
+      assert.equal(200, status, body)
+      local r = cjson.decode(body)
+      assert.equal("TransportError", r.kind)
+      assert.equal("tls", r.reason, r.message)
+      assert.is_false(r.retryable)
+    end)
+    it("skips verification only with insecure = true", function()
+      local status, body = srv:get("/untrusted?" .. query{ base = other.https_url, key = other.api_key,
+                                                           secret = other.api_secret, insecure = 1 })
+      assert.equal(200, status)
+      assert.is_true(cjson.decode(body).ok)
+    end)
+  end)
+end)

@@ -1,0 +1,108 @@
+-- examples/openresty as written (a copy of its nginx.conf with the port, paths and CA of this
+-- test run put in), against a sandbox that holds every update 200 ms: 50 concurrent requests
+-- on one worker overlap with the ngx transport, and queue up behind curl's blocking call.
+local cjson   = require "cjson"
+local socket  = require "socket"
+local sandbox = require "support.sandbox"
+local nginx   = require "support.nginx"
+
+local ROOT = sandbox.root
+local TASK = cjson.encode{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
+  nodeList = { { source = 1, voiceFileId = "hello.wav", hangUpSms = 0, toSeat = 0 } } }
+
+local function example_conf(cafile)
+  local f = assert(io.open(ROOT .. "/examples/openresty/nginx.conf", "rb"))
+  local conf = f:read("*a")
+  f:close()
+  local function sub(from, to)
+    local n
+    conf, n = conf:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
+    assert(n > 0, "the example's nginx.conf no longer has " .. from)
+  end
+  sub("listen 127.0.0.1:8080;", "listen 127.0.0.1:$PORT;")
+  sub("$prefix/../../", "$REPO/")
+  sub("$prefix/?.lua", "$REPO/examples/openresty/?.lua")
+  sub("/etc/ssl/certs/ca-certificates.crt", cafile)
+  -- root's workers would run as nobody, who may not read a private checkout
+  return (sandbox.run("id -u"):match("^0%s*$") and "user root root;\n" or "") .. conf
+end
+
+-- n POSTs (or GETs) at once with curl's --parallel; returns the status codes and the seconds.
+local function parallel(n, url, body)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(body or "")
+  f:close()
+  local urls = {}
+  for i = 1, n do urls[i] = sandbox.shell_quote(url) end
+  local data = body and ("-H 'Content-Type: application/json' --data-binary @" .. path .. " ") or ""
+  local t0 = socket.gettime()
+  local out = sandbox.run("curl -s --parallel --parallel-immediate --parallel-max " .. n
+    .. " --max-time 60 " .. data .. "-o /dev/null -w '%{http_code}\\n' " .. table.concat(urls, " "))
+  local took = socket.gettime() - t0
+  os.remove(path)
+  local codes = {}
+  for c in out:gmatch("(%d%d%d)\n") do codes[#codes + 1] = tonumber(c) end
+  return codes, took, out
+end
+
+describe("examples/openresty", function()
+  local sb, example, cases
+  setup(function()
+    sb = sandbox.start{ hold_ms = 200 }
+    example = nginx.start{ conf = example_conf(sb.cafile), env = {
+      ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = sb.api_secret, ITNIO_BASE_URL = sb.https_url } }
+    cases = nginx.start{ server = [[
+      location /case/ { content_by_lua_block { require("support.ngx_cases").run() } }
+    ]] }
+  end)
+  teardown(function()
+    for _, s in ipairs({ example, cases, sb }) do if s then s:stop() end end
+  end)
+  before_each(function() sb:reset() end)
+
+  it("updates a task posted as JSON, over HTTPS verified with lua_ssl_trusted_certificate", function()
+    local status, body = example:get("/recall-task", "POST", TASK, { ["Content-Type"] = "application/json" })
+    assert.equal(200, status, body)
+    local r = cjson.decode(body)
+    assert.is_true(r.ok)
+    assert.equal(0, r.code)
+    assert.equal("hello.wav", sb:task(299).task.nodeList[1].voiceFileId)
+  end)
+
+  it("answers 422 with the broken rules for an invalid task, sending nothing", function()
+    local status, body = example:get("/recall-task", "POST", '{"keyId":0}', { ["Content-Type"] = "application/json" })
+    assert.equal(422, status)
+    local r = cjson.decode(body)
+    assert.equal("ValidationError", r.error.kind)
+    assert.is_true(#r.error.errors >= 4)
+    assert.equal(0, sb:stats().requests)
+  end)
+
+  it("answers 400 for a body that is not JSON", function()
+    local status = example:get("/recall-task", "POST", "{nope", { ["Content-Type"] = "application/json" })
+    assert.equal(400, status)
+  end)
+
+  it("never shows the secret in what it answers or logs", function()
+    example:get("/recall-task", "POST", '{"keyId":300,"recallType":0,"recallInterval":1,"recallNum":1}')
+    assert.is_nil(example:error_log():find(sb.api_secret, 1, true))
+  end)
+
+  it("overlaps 50 concurrent updates on one worker: well under 50 x 200 ms #timing", function()
+    local codes, took, out = parallel(50, example.url .. "/recall-task", TASK)
+    assert.equal(50, #codes, out)
+    for i = 1, 50 do assert.equal(200, codes[i]) end
+    assert.equal(50, sb:stats().accepted)
+    assert.is_true(took < 2, "50 updates took " .. took .. " s")
+  end)
+
+  it("queues them behind each other with the curl transport (10 x 200 ms) #timing", function()
+    local url = cases.url .. "/case/update?transport=curl&key=" .. sb.api_key .. "&secret="
+      .. sb.api_secret .. "&base=" .. sb.http_url:gsub(":", "%%3A"):gsub("/", "%%2F")
+    local codes, took, out = parallel(10, url)
+    assert.equal(10, #codes, out)
+    assert.equal(10, sb:stats().accepted)
+    assert.is_true(took >= 2, "10 blocking updates took only " .. took .. " s")
+  end)
+end)

@@ -1,0 +1,91 @@
+-- Cases that run inside an nginx worker (spec/ngx_spec.lua drives them over HTTP).
+-- GET /case/<name>?base=<url>&key=..&secret=..&<client options>  ->  JSON of what happened.
+local itnio = require "itnio"
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
+  nodeList = { { source = 3, text = "From inside nginx", lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
+
+local NUMBERS = { "timeout", "connect_timeout", "max_retries", "backoff_base", "backoff_cap", "deadline", "max_body" }
+
+local function client(args)
+  local opts = { api_key = args.key, api_secret = args.secret, base_url = args.base,
+                 backoff_base = 0.01, backoff_cap = 0.05 }
+  for _, n in ipairs(NUMBERS) do if args[n] then opts[n] = tonumber(args[n]) end end
+  if args.transport then opts.transport = args.transport end
+  if args.insecure == "1" then opts.insecure = true end
+  opts.logger = function() end
+  return assert(itnio.new(opts))
+end
+
+local function outcome(c, res, err)
+  if res then
+    return { ok = true, code = res.code, message = res.message, attempts = res.attempts,
+             transport = c.transport_name }
+  end
+  return { ok = false, kind = err.kind, code = err.code, message = err.message, reason = err.reason,
+           attempts = err.attempts, retryable = err.retryable, sent = err.sent,
+           http_status = err.http_status, transport = c.transport_name }
+end
+
+local cases = {}
+
+-- One update, in the request's own phase (content).
+function cases.update(args)
+  local c = client(args)
+  local t = TASK
+  if args.keyId then
+    t = {}
+    for k, v in pairs(TASK) do t[k] = v end
+    t.keyId = tonumber(args.keyId)
+  end
+  return outcome(c, c:update_recall_task(t))
+end
+
+-- Several updates on one client in one request: the pool should give one connection.
+function cases.several(args)
+  local c = client(args)
+  local out = {}
+  for i = 1, tonumber(args.n or 3) do out[i] = outcome(c, c:update_recall_task(TASK)) end
+  return out
+end
+
+-- The same, from a timer (ngx.timer.at): cosockets work there too.
+function cases.timer(args)
+  local dict = ngx.shared.itnio_spec
+  local id = tostring(ngx.now()) .. tostring(math.random())
+  local ok, err = ngx.timer.at(0, function(premature)
+    if premature then return end
+    local c = client(args)
+    dict:set(id, cjson.encode(outcome(c, c:update_recall_task(TASK))))
+  end)
+  if not ok then return { ok = false, message = "timer: " .. tostring(err) } end
+  for _ = 1, 200 do
+    local v = dict:get(id)
+    if v then return cjson.decode(v) end
+    ngx.sleep(0.025)
+  end
+  return { ok = false, message = "the timer gave no result within 5 s" }
+end
+
+function M.run()
+  local name = ngx.var.uri:match("^/case/([%w_]+)$")
+  local f = name and cases[name]
+  ngx.header["Content-Type"] = "application/json"
+  if not f then ngx.status = 404; return ngx.say('{"error":"no such case"}') end
+  local ok, result = pcall(f, ngx.req.get_uri_args())
+  if not ok then ngx.status = 500; result = { raised = tostring(result) } end
+  ngx.say(cjson.encode(result))
+end
+
+-- A phase without cosockets: the call must fail with a clear error, never block or raise.
+function M.header_filter()
+  local args = ngx.req.get_uri_args()
+  local c = client(args)
+  local res, err = c:update_recall_task(TASK)
+  ngx.header["X-Itnio-Result"] = res and "ok" or (err.kind .. "|" .. tostring(err.reason) .. "|" .. err.message)
+end
+
+return M
