@@ -90,6 +90,13 @@ describe("the ngx transport inside nginx", function()
     assert.equal(0, sb:stats().requests)
   end)
 
+  it("checks the phase on every call: a client chosen in content is refused in a filter", function()
+    assert.is_true(call("shared").ok)
+    local _, _, headers = srv:get("/phase?shared=1&" .. query{ base = sb.http_url, key = sb.api_key, secret = sb.api_secret })
+    assert.truthy(headers["x-itnio-result"]:find("^TransportError|phase|"), headers["x-itnio-result"])
+    assert.equal(1, sb:stats().requests)
+  end)
+
   describe("maps each answer to its error class", function()
     it("AuthError for a wrong secret", function()
       local r = call("update", { secret = "wrong", max_retries = 2 })

@@ -165,23 +165,22 @@ function Client:_log(level, message, fields, loud)
   end
 end
 
--- The transport for this call: chosen once, by the phase we first run in.
+local function phase_error(phase)
+  return errors.TransportError.new{ reason = "phase", message = format(
+    "cannot send from nginx's %s phase: no cosockets there; move the call into a "
+    .. "rewrite/access/content handler or an ngx.timer.at callback", phase) }
+end
+
+-- The transport for this call: chosen once (inside nginx, the cosocket one); the phase is
+-- checked on every call, as one client may serve several phases.
 function Client:_transport()
-  if self.transport then return self.transport end
+  local cosockets, phase = compat.ngx_phase()
   local name = self.transport_name
-  if name == nil then
-    local cosockets, phase = compat.ngx_phase()
-    if phase ~= nil then
-      if not cosockets then
-        return nil, errors.TransportError.new{ reason = "phase", message = format(
-          "cannot send from nginx's %s phase: no cosockets there; move the call into a "
-          .. "rewrite/access/content handler or an ngx.timer.at callback", phase) }
-      end
-      name = "ngx"
-    else
-      name = "curl"
-    end
+  if phase ~= nil and not cosockets and (name == nil or name == "ngx") then
+    return nil, phase_error(phase)
   end
+  if self.transport then return self.transport end
+  if name == nil then name = phase ~= nil and "ngx" or "curl" end
   local mod = require("itnio.transport." .. name)
   local topts = self.transport_opts
   if not topts.user_agent then topts.user_agent = mod.default_user_agent end

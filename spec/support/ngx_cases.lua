@@ -80,10 +80,18 @@ function M.run()
   ngx.say(cjson.encode(result))
 end
 
+-- One client per worker, as examples/openresty keeps it: first used where cosockets exist.
+local shared
+function cases.shared(args)
+  shared = shared or client(args)
+  return outcome(shared, shared:update_recall_task(TASK))
+end
+
 -- A phase without cosockets: the call must fail with a clear error, never block or raise.
+-- ?shared=1 uses the worker's client, whose transport was already chosen in a content phase.
 function M.header_filter()
   local args = ngx.req.get_uri_args()
-  local c = client(args)
+  local c = (args.shared == "1" and shared) or client(args)
   local res, err = c:update_recall_task(TASK)
   ngx.header["X-Itnio-Result"] = res and "ok" or (err.kind .. "|" .. tostring(err.reason) .. "|" .. err.message)
 end
