@@ -29,6 +29,7 @@ build = {
     ["itnio"]                 = "lua/itnio/init.lua",
     ["itnio.errors"]          = "lua/itnio/errors.lua",
     ["itnio.compat"]          = "lua/itnio/compat.lua",
+    ["itnio.recall"]          = "lua/itnio/recall.lua",
     ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
     ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",

@@ -1,0 +1,116 @@
+--- Builders for auto-recall tasks: readable names for the vendor's fields, defaults for the
+-- required switches, and the flags that go together set together. They only build plain
+-- tables; the core still checks every rule when the task is sent.
+--
+--   local recall = require "itnio.recall"
+--   local task = recall.task(299, { interval = 30, attempts = 2, only_failed = true }, {
+--     recall.tts("Your parcel is here", "en-US", { rate = 1.25 })
+--       :sms("Hi ${text1}", { on = { "success" }, after = 10 })
+--       :transfer{ group = 1000038, rate = 1, key = "#" },
+--     recall.voice_file("greeting.wav"),
+--   })
+--   client:update_recall_task(task)
+--
+-- A wrong option name or type is a programming error and raises.
+local type, pairs, ipairs, error, setmetatable, tostring = type, pairs, ipairs, error, setmetatable, tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local Node = {}
+Node.__index = Node
+
+local function check_opts(fn, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(fn .. ": options must be a table, got " .. type(opts), 3) end
+  for k in pairs(opts) do
+    if not allowed[k] then error(fn .. ": unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  return opts
+end
+
+local function voice_node(fields)
+  fields.hangUpSms = 0
+  fields.toSeat = 0
+  return setmetatable(fields, Node)
+end
+
+local GENDER = { male = 1, female = 2 }
+local TTS_OPTS = { rate = true, gender = true, accent = true }
+
+--- A text-to-speech node (source 3). opts: rate (0.25..4), gender ("male"/"female"), accent.
+function _M.tts(text, lan, opts)
+  opts = check_opts("recall.tts", opts, TTS_OPTS)
+  local gender = opts.gender
+  if gender ~= nil and not GENDER[gender] then error("recall.tts: gender must be 'male' or 'female'", 2) end
+  return voice_node{ source = 3, text = text, lan = lan, speakingRate = opts.rate,
+                     ssmlGender = gender and GENDER[gender], accent = opts.accent }
+end
+
+--- A node that plays a voice file already uploaded (source 1).
+function _M.voice_file(voice_file_id)
+  return voice_node{ source = 1, voiceFileId = voice_file_id }
+end
+
+--- A node that uploads a voice file again (source 2): name of 5..32 characters, Base64 data.
+function _M.upload(name, base64)
+  return voice_node{ source = 2, uploadName = name, baseFile = base64 }
+end
+
+--- An AI-agent node (A2): only the agent template id.
+function _M.agent(script_id)
+  return setmetatable({ scriptId = script_id }, Node)
+end
+
+local PUSH = { feedback = "feedbackPush", success = "successPush", failed = "failedPush", ring = "ringPush" }
+local SMS_OPTS = { on = true, after = true, key = true, sender = true }
+
+--- Sends an SMS on hang-up. opts.on lists the events ("feedback", "success", "failed",
+-- "ring"; at least one); after = seconds after success; key = the feedback digit; sender.
+function Node:sms(content, opts)
+  opts = check_opts("node:sms", opts, SMS_OPTS)
+  self.hangUpSms, self.smsContent, self.senderId = 1, content, opts.sender
+  for _, field in pairs(PUSH) do self[field] = 0 end
+  for _, event in ipairs(opts.on or {}) do
+    local field = PUSH[event]
+    if not field then error("node:sms: unknown event '" .. tostring(event) .. "'", 2) end
+    self[field] = 1
+  end
+  if opts.after ~= nil then self.successPushTime = opts.after end
+  if opts.key ~= nil then self.feedbackValue = opts.key end
+  return self
+end
+
+local TRANSFER_OPTS = { group = true, rate = true, key = true, delay = true }
+
+--- Transfers the call to an agent group: after the group call ends, or on a keypress when
+-- key ("0".."9", "*", "#") is given. rate = outbound multiplier (1..100); delay = seconds.
+function Node:transfer(opts)
+  opts = check_opts("node:transfer", opts, TRANSFER_OPTS)
+  self.toSeat, self.sipGroupId, self.outboundControl, self.calloutRate = 1, opts.group, 1, opts.rate
+  self.toSeatType = opts.key ~= nil and 2 or 1
+  self.toSeatKey, self.delayTransfer = opts.key, opts.delay
+  return self
+end
+
+local TASK_OPTS = { interval = true, attempts = true, only_failed = true, intents = true }
+
+--- A task: key_id, opts (interval minutes, attempts, only_failed, intents) and nodes. The
+-- nodes are copied, so one node can serve several tasks.
+function _M.task(key_id, opts, nodes)
+  opts = check_opts("recall.task", opts, TASK_OPTS)
+  local t = { keyId = key_id, recallInterval = opts.interval, recallNum = opts.attempts,
+              recallType = opts.only_failed and 1 or 0, recallIntent = opts.intents }
+  if nodes ~= nil then
+    if type(nodes) ~= "table" then error("recall.task: nodes must be an array", 2) end
+    local list = {}
+    for i, node in ipairs(nodes) do
+      local copy = {}
+      for k, v in pairs(node) do copy[k] = v end
+      list[i] = copy
+    end
+    t.nodeList = list
+  end
+  return t
+end
+
+return _M
