@@ -43,6 +43,15 @@ describe("README", function()
     assert.truthy(out:find("^AuthError: .- %(code %-1, HTTP 200, 1 attempt%)\tfalse\n$"), out)
   end)
 
+  it("the builders example builds a task the core accepts", function()
+    local env = setmetatable({ base64_text = "QUJD" }, { __index = _G })
+    local chunk = assert((loadstring or load)(readme_block("## Builders") .. "\nreturn task", "=README", "t", env))
+    if setfenv then setfenv(chunk, env) end
+    local body, errs = require("itnio.core").encode_recall_update(chunk())
+    assert(body, errs and errs[1] and errs[1].message)
+    assert.equal(4, #require("cjson").decode(body).nodeList)
+  end)
+
   it("the core example encodes a task and signs it", function()
     local code = readme_block("## The core in ten lines")
     local out = {}
