@@ -11,42 +11,7 @@ local rep = string.rep
 local ZH, EMOJI = "\228\184\173", "\240\159\152\128"
 
 -- The vendor page's request body, verbatim.
-local VENDOR_BODY = [[
-{
-    "keyId": 299,
-    "recallType": 0,
-    "recallInterval": 30,
-    "recallNum": 1,
-    "nodeList": [
-        {
-
-            "voiceFileId": "120250811103439c1901f4c53b691b419ad8a143b.wav",
-            "voiceFileName": null,
-            "source": 1,
-            "text": null,
-            "lan": null,
-            "speakingRate": null,
-            "hangUpSms": 0,
-            "idxSmsAppId": null,
-            "smsContent": null,
-            "senderId": null,
-            "feedbackValue": null,
-            "feedbackPush": null,
-            "successPush": null,
-            "successPushTime": null,
-            "failedPush": null,
-            "ringPush": null,
-            "toSeat": 1,
-            "sipGroupId": 1000038,
-            "outboundControl": 1,
-            "calloutRate": 1,
-            "toSeatType": 1,
-            "toSeatKey": null,
-            "delayTransfer": 0
-        }
-    ]
-}
-]]
+local VENDOR_BODY = F.VENDOR_BODY
 local VENDOR_EXPECTED = '{"keyId":299,"recallInterval":30,"recallNum":1,"recallType":0,'
   .. '"nodeList":[{"source":1,"voiceFileId":"120250811103439c1901f4c53b691b419ad8a143b.wav",'
   .. '"hangUpSms":0,"toSeat":1,"sipGroupId":1000038,"outboundControl":1,"calloutRate":1,'

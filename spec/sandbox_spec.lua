@@ -10,39 +10,7 @@ local SUCCESS = '{"code":0,"msg":"success","data":null}'
 local UPDATE = "/voice/recallFlow/update"
 
 -- The vendor's own example body (vendor-doc-recallFlow-update.txt), nulls and all.
-local VENDOR_EXAMPLE = [[{
-    "keyId": 299,
-    "recallType": 0,
-    "recallInterval": 30,
-    "recallNum": 1,
-    "nodeList": [
-        {
-            "voiceFileId": "120250811103439c1901f4c53b691b419ad8a143b.wav",
-            "voiceFileName": null,
-            "source": 1,
-            "text": null,
-            "lan": null,
-            "speakingRate": null,
-            "hangUpSms": 0,
-            "idxSmsAppId": null,
-            "smsContent": null,
-            "senderId": null,
-            "feedbackValue": null,
-            "feedbackPush": null,
-            "successPush": null,
-            "successPushTime": null,
-            "failedPush": null,
-            "ringPush": null,
-            "toSeat": 1,
-            "sipGroupId": 1000038,
-            "outboundControl": 1,
-            "calloutRate": 1,
-            "toSeatType": 1,
-            "toSeatKey": null,
-            "delayTransfer": 0
-        }
-    ]
-}]]
+local VENDOR_EXAMPLE = require("support.fixtures").VENDOR_BODY
 
 local function task(over)
   local t = {

@@ -278,4 +278,42 @@ function F.encode(core, task, opts)
 end
 
 -- MD5 hex through lua-md5 when it is installed for this Lua, else nil.
+-- The request body of the vendor's page (spec/vendor-doc-recallFlow-update.txt), verbatim.
+F.VENDOR_BODY = [[
+{
+    "keyId": 299,
+    "recallType": 0,
+    "recallInterval": 30,
+    "recallNum": 1,
+    "nodeList": [
+        {
+
+            "voiceFileId": "120250811103439c1901f4c53b691b419ad8a143b.wav",
+            "voiceFileName": null,
+            "source": 1,
+            "text": null,
+            "lan": null,
+            "speakingRate": null,
+            "hangUpSms": 0,
+            "idxSmsAppId": null,
+            "smsContent": null,
+            "senderId": null,
+            "feedbackValue": null,
+            "feedbackPush": null,
+            "successPush": null,
+            "successPushTime": null,
+            "failedPush": null,
+            "ringPush": null,
+            "toSeat": 1,
+            "sipGroupId": 1000038,
+            "outboundControl": 1,
+            "calloutRate": 1,
+            "toSeatType": 1,
+            "toSeatKey": null,
+            "delayTransfer": 0
+        }
+    ]
+}
+]]
+
 return F
