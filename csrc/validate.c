@@ -386,17 +386,24 @@ static int seq_len(lua_State *L, int t, size_t *len) {
 
 static void walk_object(walker *w, int t, const itnio_schema *s, int node);
 
+/* The head of an array field: a table whose keys are 1..n; writes '['. 0 when it is not. */
+static int open_array(walker *w, object *o, const itnio_field *f, int v, const char *of, size_t *n) {
+  lua_State *L = w->L;
+  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  if (!seq_len(L, v, n)) {
+    push_path(L, o->node, f->name);
+    fail_at(w, f->rule, "must be an array of %s (keys 1..n with no holes), not a map", of);
+    return 0;
+  }
+  if ((double)*n > 0x7fffffff) luaL_error(L, "itnio: %s too long", f->name);
+  if (EMIT(w)) itnio_buf_addchar(L, w->b, '[');
+  return 1;
+}
+
 static int check_nodes(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
   size_t n = 0;
-  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
-  if (!seq_len(L, v, &n)) {
-    push_path(L, o->node, f->name);
-    fail_at(w, f->rule, "must be an array of node tables (keys 1..n with no holes), not a map");
-    return 0;
-  }
-  if ((double)n > 0x7fffffff) luaL_error(L, "itnio: nodeList too long");
-  if (EMIT(w)) itnio_buf_addchar(L, w->b, '[');
+  if (!open_array(w, o, f, v, "node tables", &n)) return 0;
   for (size_t i = 1; i <= n && !w->full; i++) {
     if (EMIT(w) && i > 1) itnio_buf_addchar(L, w->b, ',');
     lua_rawgeti(L, v, (int)i);
@@ -417,14 +424,7 @@ static int check_nodes(walker *w, object *o, const itnio_field *f, int v) {
 static int check_strlist(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
   size_t n = 0;
-  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
-  if (!seq_len(L, v, &n)) {
-    push_path(L, o->node, f->name);
-    fail_at(w, f->rule, "must be an array of strings (keys 1..n with no holes), not a map");
-    return 0;
-  }
-  if ((double)n > 0x7fffffff) luaL_error(L, "itnio: %s too long", f->name);
-  if (EMIT(w)) itnio_buf_addchar(L, w->b, '[');
+  if (!open_array(w, o, f, v, "strings", &n)) return 0;
   for (size_t i = 1; i <= n && !w->full; i++) {
     size_t sl;
     const char *s;
