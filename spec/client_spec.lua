@@ -410,6 +410,44 @@ describe("the client against the sandbox", function()
   end)
 end)
 
+describe("itnio.core's HTTP handle", function()
+  local core_http = core.http_new{}
+
+  it("refuses header lines with CR, LF or NUL before anything is sent (header injection)", function()
+    for _, line in ipairs({ "X-A: 1\r\nX-Evil: 2", "X-A: 1\nX-Evil: 2", "X-A: 1\0X", "NoColon" }) do
+      local ok, err = pcall(core_http.perform, core_http, "POST", "http://127.0.0.1:9/", { line }, "{}", 1, 1)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("header line", 1, true), tostring(err))
+    end
+  end)
+
+  it("refuses a URL with white space and a method other than GET or POST", function()
+    assert.has_error(function() core_http:perform("POST", "http://127.0.0.1:9/ x", {}, "", 1, 1) end)
+    assert.has_error(function() core_http:perform("DELETE", "http://127.0.0.1:9/", {}, "", 1, 1) end)
+  end)
+
+  it("speaks only HTTP and HTTPS", function()
+    local status, err = core_http:perform("GET", "file:///etc/passwd", {}, nil, 1, 1)
+    assert.is_nil(status)
+    assert.equal("other", err.kind)
+    assert.is_false(err.sent)
+  end)
+
+  it("can be closed, twice, and is then refused", function()
+    local h = core.http_new{}
+    h:close()
+    h:close()
+    assert.equal("itnio.Http (closed)", tostring(h))
+    assert.has_error(function() h:perform("GET", "http://127.0.0.1:9/", {}) end)
+  end)
+
+  it("refuses options of the wrong type or with CR/LF", function()
+    assert.has_error(function() core.http_new{ cafile = 42 } end)
+    assert.has_error(function() core.http_new{ user_agent = "ua\r\nX: y" } end)
+    assert.has_error(function() core.http_new{ max_body = 0 } end)
+  end)
+end)
+
 describe("a transport of the caller's own", function()
   local sb
   setup(function() sb = sandbox.start{} end)

@@ -171,6 +171,40 @@ describe("the ngx transport inside nginx", function()
     assert.equal(3, sb:stats().requests)
   end)
 
+  describe("with a sandbox whose clock is an hour ahead", function()
+    local skewed
+    setup(function() skewed = sandbox.start{ skew = 3600 } end)
+    teardown(function() if skewed then skewed:stop() end end)
+
+    it("learns the offset from Date on -16 and resends at once", function()
+      local r = call("update", { base = skewed.http_url, max_retries = 0 })
+      assert.is_true(r.ok, r.message)
+      assert.equal(2, r.attempts)
+      assert.equal(2, skewed:stats().requests)
+    end)
+
+    it("maps a -16 that persists to TimestampExpiredError", function()
+      skewed:reset()
+      skewed:fault{ count = 2, kind = "code", code = -16 }
+      local r = call("update", { base = skewed.http_url })
+      assert.equal("TimestampExpiredError", r.kind)
+      assert.equal(-16, r.code)
+    end)
+  end)
+
+  describe("with a sandbox that allows another address only", function()
+    local walled
+    setup(function() walled = sandbox.start{ allow_ip = "10.9.9.9" } end)
+    teardown(function() if walled then walled:stop() end end)
+
+    it("maps -2 to IpLimitError, not retried", function()
+      local r = call("update", { base = walled.http_url, max_retries = 2 })
+      assert.equal("IpLimitError", r.kind)
+      assert.equal(-2, r.code)
+      assert.equal(1, r.attempts)
+    end)
+  end)
+
   describe("TLS", function()
     -- A sandbox of its own: pooled connections are keyed by scheme, host, port and whether
     -- they were verified, not by the trust store of the location that made them.
