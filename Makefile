@@ -32,7 +32,7 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # Under the sanitizers and valgrind: the core's specs and the client's (which drive http.c).
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua
 
-.PHONY: all deps build test test-luajit asan valgrind fuzz check demo clean
+.PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo clean
 
 all: build
 build: $(SO)
@@ -46,6 +46,9 @@ $(SO): $(SRCS) $(HDRS) Makefile
 	@tools/check-exports $@
 
 # The suites. Each is a make target of its own; `make check` runs them all and sums up.
+lint:
+	luacheck -q $(wildcard lua examples spec bench)
+
 # The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too.
 test: build
 	@$(MAKE) --no-print-directory LUA=luajit build

@@ -4,7 +4,6 @@
 -- Each gets errors naming rule and field, with a message that leaks no long value;
 -- nothing raises, crashes or writes invalid JSON.
 local core = require "itnio.core"
-local cjson = require "cjson"
 local F = require "support.fixtures"
 
 local PASS = { passthrough = true }

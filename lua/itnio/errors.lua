@@ -22,8 +22,6 @@ local function describe(e)
   return e.kind .. ": " .. one_line(e.message or "") .. tail
 end
 
-local classes = {}
-
 -- define(name, defaults): a class whose instances get the defaults unless given.
 local function define(name, defaults)
   local cls = { kind = name }
@@ -37,7 +35,6 @@ local function define(name, defaults)
     return setmetatable(e, cls)
   end
   function cls.is(e, c) return getmetatable(e) == (c or cls) end
-  classes[name] = cls
   _M[name] = cls
   return cls
 end

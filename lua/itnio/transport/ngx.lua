@@ -7,7 +7,7 @@
 local ngx = ngx   -- luacheck: ignore
 local tcp = ngx.socket.tcp
 
-local tonumber, tostring, pairs, type = tonumber, tostring, pairs, type
+local tonumber, tostring, pairs = tonumber, tostring, pairs
 local concat, sort = table.concat, table.sort
 local find, lower, sub, format = string.find, string.lower, string.sub, string.format
 
@@ -54,7 +54,7 @@ end
 
 -- Reads the rest of the answer after the status line: headers, then the body.
 local function read_answer(sock, max_body, read_line)
-  local headers, total = {}, 0
+  local headers, head_bytes = {}, 0
   while true do
     local line, err = read_line(8192)
     if not line then
@@ -62,8 +62,8 @@ local function read_answer(sock, max_body, read_line)
       return nil, io_kind(err), "reading headers: " .. tostring(err)
     end
     if line == "" then break end
-    total = total + #line
-    if total > MAX_HEADER_BYTES then return nil, "protocol", "the answer's headers pass 64 KiB" end
+    head_bytes = head_bytes + #line
+    if head_bytes > MAX_HEADER_BYTES then return nil, "protocol", "the answer's headers pass 64 KiB" end
     local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
     if not name then return nil, "protocol", "a malformed header line in the answer" end
     name = lower(name)
