@@ -32,7 +32,7 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # Under the sanitizers and valgrind: the core's specs and the client's (which drive http.c).
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua
 
-.PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo clean
+.PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo bench clean
 
 all: build
 build: $(SO)
@@ -84,6 +84,11 @@ check: deps
 demo: deps build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@tools/demo
+
+# Ratios against peers, side by side in one run (bench/run); the table lands in build/bench.txt.
+bench: deps build
+	@$(MAKE) --no-print-directory LUA=luajit build
+	@bench/run
 
 clean:
 	rm -rf build
