@@ -47,7 +47,7 @@ $(SO): $(SRCS) $(HDRS) Makefile
 
 # The suites. Each is a make target of its own; `make check` runs them all and sums up.
 lint:
-	luacheck -q $(wildcard lua examples spec bench)
+	luacheck -q $(wildcard lua examples spec bench) bin/itnio
 
 # The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too.
 test: build

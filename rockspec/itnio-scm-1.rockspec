@@ -34,5 +34,5 @@ build = {
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
     ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",
   },
-  install = { bin = { "bin/itnio-sandbox" } },
+  install = { bin = { "bin/itnio", "bin/itnio-sandbox" } },
 }
