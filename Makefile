@@ -93,19 +93,24 @@ bench: deps build
 clean:
 	rm -rf build
 
-# libFuzzer over the encoder (fuzz/fuzz_encode.c), seeded from fuzz/seeds; a short run in
-# `make check`, longer with FUZZ_SECONDS=600.
-FUZZ_SECONDS ?= 30
-FUZZ_BIN := build/fuzz/fuzz_encode
-$(FUZZ_BIN): fuzz/fuzz_encode.c $(SRCS) $(HDRS) Makefile
+# libFuzzer: the encoder (fuzz/fuzz_encode.c) and response handling (fuzz/fuzz_response.c),
+# each seeded from fuzz/seeds-<name>; a short run in `make check`, longer with FUZZ_SECONDS=600.
+FUZZERS      := encode response
+FUZZ_SECONDS ?= 15
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto libcurl) fuzz/fuzz_encode.c $(SRCS) \
+	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< $(SRCS) \
 	  -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm
-fuzz: $(FUZZ_BIN)
-	@mkdir -p build/fuzz/corpus
-	@ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 build/fuzz/corpus fuzz/seeds > build/fuzz/last.log 2>&1; \
-	  rc=$$?; tail -n 6 build/fuzz/last.log; \
-	  [ $$rc -eq 0 ] && echo "fuzz: no crash, no leak, no bad body in $(FUZZ_SECONDS) s" || \
-	  { echo "fuzz: FAILED (exit $$rc); see build/fuzz/last.log and the crash-* file"; exit 1; }
+fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus-$$f; \
+	  ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -print_final_stats=1 build/fuzz/corpus-$$f fuzz/seeds-$$f > build/fuzz/$$f.log 2>&1; \
+	  rc=$$?; grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' build/fuzz/$$f.log; \
+	  if [ $$rc -ne 0 ]; then \
+	    tail -n 40 build/fuzz/$$f.log; \
+	    echo "fuzz $$f: FAILED (exit $$rc); see build/fuzz/$$f.log and the crash-* file"; exit 1; \
+	  fi; \
+	  echo "fuzz $$f: no crash, no leak, no broken oracle in $(FUZZ_SECONDS) s"; \
+	done

@@ -196,10 +196,11 @@ static const char *error_kind(CURLcode rc, const itnio_http *h) {
 }
 
 /* Pushes the last answer's headers as a table: lower-case names, repeated ones joined by ", ". */
-static void push_headers(lua_State *L, const membuf *m) {
-  const char *p = m->p, *end = m->p + m->len;
+void itnio_http_push_headers(lua_State *L, const char *block, size_t len) {
+  const char *p = block, *end;
   lua_newtable(L);
-  if (!p) return;
+  if (!block) return;
+  end = block + len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
     char name[64];
@@ -342,7 +343,7 @@ static int http_perform(lua_State *L) {
     return 2;
   }
   lua_pushinteger(L, (lua_Integer)status);
-  push_headers(L, &h->head);
+  itnio_http_push_headers(L, h->head.p, h->head.len);
   lua_pushlstring(L, h->body.p ? h->body.p : "", h->body.len);
   lua_createtable(L, 0, 2);
   lua_pushboolean(L, nconn == 0);

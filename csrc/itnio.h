@@ -101,6 +101,8 @@ int itnio_encode_recall_update(lua_State *L);
 
 /* ---- http.c: adds http_new and curl_version to the module table on the stack ---- */
 void itnio_http_open(lua_State *L);
+/* The headers of one answer (raw "Name: value" lines) as a table of lower-case names. */
+void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
 
 /* ---- clock.c ---- */
 int itnio_clock_now(lua_State *L);

@@ -387,4 +387,6 @@ function Client:close()
   if t and t.close then t:close() end
 end
 
+_M._classify = classify   -- for fuzz/fuzz_response.c only
+
 return _M
