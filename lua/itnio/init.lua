@@ -327,13 +327,13 @@ function Client:_send(body, opts)
         retryable = RETRY_TRANSPORT[err.kind] == true,
       }
     end
-    local fields = {
+    local fields = self.logger and {   -- built only for a logger: this is the hot path
       method = "POST", url = self.url, attempt = attempt, duration = compat.now() - t0,
       status = resp and resp.status or nil, error_kind = err and err.kind or nil,
     }
     if res then
       res.attempts = attempt
-      self:_log("info", "itnio: task updated", fields)
+      if fields then self:_log("info", "itnio: task updated", fields) end
       return res
     end
     err.attempts = attempt
@@ -346,7 +346,7 @@ function Client:_send(body, opts)
       if server then
         self.offset = server - floor(compat.wall())
         skew_fixed, again = true, true
-        fields.offset = self.offset
+        if fields then fields.offset = self.offset end
       end
     elseif err.retryable and retries_left > 0 then
       local ceiling = min(self.backoff_cap, self.backoff_base * 2 ^ (self.max_retries - retries_left))
@@ -366,8 +366,10 @@ function Client:_send(body, opts)
       end
       if again then retries_left = retries_left - 1 end
     end
-    fields.retry_in = again and delay or nil
-    self:_log(again and "warn" or "error", "itnio: attempt failed: " .. tostring(err), fields)
+    if fields then
+      fields.retry_in = again and delay or nil
+      self:_log(again and "warn" or "error", "itnio: attempt failed: " .. tostring(err), fields)
+    end
     if not again then return nil, err end
     compat.sleep(delay)
   end
