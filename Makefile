@@ -97,7 +97,7 @@ clean:
 # each seeded from fuzz/seeds-<name>; a short run in `make check`, longer with FUZZ_SECONDS=600.
 FUZZERS      := encode response
 FUZZ_SECONDS ?= 15
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(SRCS) $(HDRS) Makefile
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/harness.h $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< $(SRCS) \

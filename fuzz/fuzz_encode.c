@@ -2,14 +2,8 @@
  * JSON object) and encoded with and without passthrough; a body we produce must always be
  * JSON that cjson reads back. The raw input also goes through as every string field and
  * key, so the UTF-8 scanner and the escaper see arbitrary bytes. Aborts on any breach. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include "harness.h"
 
-int luaopen_itnio_core(lua_State *L);
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static const char driver[] =
   "local core, cjson = require 'itnio.core', require 'cjson'\n"
@@ -42,29 +36,10 @@ static const char driver[] =
 
 static lua_State *L;
 
-static void setup(void) {
-  L = luaL_newstate();
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_itnio_core);
-  lua_setfield(L, -2, "itnio.core");
-  lua_pop(L, 2);
-  if (luaL_loadstring(L, driver) || lua_pcall(L, 0, 1, 0)) {
-    fprintf(stderr, "fuzz setup: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.driver");
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
-  if (!L) setup();
-  lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.driver");
+  if (!L) L = fuzz_state(driver);
+  fuzz_driver(L);
   lua_pushlstring(L, (const char *)data, size);
-  if (lua_pcall(L, 1, 0, 0)) {
-    fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_gc(L, LUA_GCSTEP, 0);
+  fuzz_call(L, 1);
   return 0;
 }

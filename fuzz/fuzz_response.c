@@ -3,16 +3,10 @@
  * curl transport uses (itnio_http_push_headers), the result through the client's classify
  * (lua/itnio/init.lua), for several HTTP statuses. Either must give a result with code 0 or a
  * typed error with a one-line tostring; a raise or a malformed outcome aborts. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include "harness.h"
 
-int luaopen_itnio_core(lua_State *L);
 void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static const char driver[] =
   "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n"
@@ -37,32 +31,17 @@ static const char driver[] =
 
 static lua_State *L;
 
-static void setup(void) {
-  L = luaL_newstate();
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_itnio_core);
-  lua_setfield(L, -2, "itnio.core");
-  lua_pop(L, 2);
-  if (luaL_loadstring(L, driver) || lua_pcall(L, 0, 1, 0)) {
-    fprintf(stderr, "fuzz setup: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.driver");
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   const char *s = (const char *)data, *split = NULL;
   size_t head = size;
-  if (!L) setup();
+  if (!L) L = fuzz_state(driver);
   for (size_t i = 0; i + 1 < size; i++)
     if (s[i] == '\n' && (s[i + 1] == '\n' || (s[i + 1] == '\r' && i + 2 < size && s[i + 2] == '\n'))) {
       split = s + i + 1;
       head = i + 1;
       break;
     }
-  lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.driver");
+  fuzz_driver(L);
   itnio_http_push_headers(L, size ? s : NULL, head);
   if (split) {
     while (split < s + size && (*split == '\r' || *split == '\n')) split++;
@@ -70,10 +49,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   } else {
     lua_pushliteral(L, "");
   }
-  if (lua_pcall(L, 2, 0, 0)) {
-    fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_gc(L, LUA_GCSTEP, 0);
+  fuzz_call(L, 2);
   return 0;
 }
