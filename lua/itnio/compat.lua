@@ -6,8 +6,6 @@ local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
 
 local _M = {}
 
-_M.unpack = table.unpack or unpack   -- luacheck: ignore
-
 --- A whole float as an integer where the Lua has integers (5.3+); as it is elsewhere.
 _M.tointeger = math.tointeger or function(v) return v end   -- luacheck: ignore
 

@@ -207,9 +207,9 @@ local function headers_for(self, ts, sign)
   }
 end
 
-local function encode(self, task, opts)
+local function encode(self, task, opts, fname)
   if type(task) ~= "table" then
-    error("bad argument #1 to 'update_recall_task' (table expected, got " .. type(task) .. ")", 3)
+    error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(task) .. ")", 3)
   end
   local passthrough = self.passthrough
   if opts and opts.passthrough ~= nil then passthrough = opts.passthrough == true end
@@ -221,7 +221,7 @@ end
 --- client:prepare_recall_update(task [, opts]) -> the request { method, url, headers, body }
 -- with the Sign header shown as "<redacted>", or nil, ValidationError. Sends nothing.
 function Client:prepare_recall_update(task, opts)
-  local body, err = encode(self, task, opts)
+  local body, err = encode(self, task, opts, "prepare_recall_update")
   if not body then return nil, err end
   local ts = format("%d", floor(compat.wall() + self.offset))
   return { method = "POST", url = self.url, headers = headers_for(self, ts, "<redacted>"), body = body }
@@ -378,7 +378,7 @@ end
 --- client:update_recall_task(task [, opts]) -> res, or nil, err.
 -- res = { code = 0, message, data, http_status, attempts }. opts: passthrough, deadline.
 function Client:update_recall_task(task, opts)
-  local body, err = encode(self, task, opts)
+  local body, err = encode(self, task, opts, "update_recall_task")
   if not body then return nil, err end
   return self:_send(body, opts)
 end

@@ -138,8 +138,11 @@ function _M.new(opts)
   local max_body = opts.max_body or 1024 * 1024
   local user_agent = opts.user_agent or _M.default_user_agent
 
+  local last_url, last   -- a client sends to one URL: parse it once, not on every request
+
   return function(req)
-    local scheme, host, port, path = parse_url(req.url)
+    if req.url ~= last_url then last_url, last = req.url, { parse_url(req.url) } end
+    local scheme, host, port, path = last[1], last[2], last[3], last[4]
     if not scheme then return fail(nil, "other", "cannot parse url " .. tostring(req.url), false) end
     -- nginx resolves names only through its `resolver`; localhost is loopback by definition.
     local server_name = (host:gsub("^%[(.*)%]$", "%1"))   -- [::1] -> ::1
