@@ -29,8 +29,9 @@ BUSTED    = /usr/bin/busted
 LPATH     = lua/?.lua;lua/?/init.lua;spec/?.lua
 busted    = $(1) $(BUSTED) -o plainTerminal --cpath='$(2)/?.so' --lpath='$(LPATH)'
 CORE_SPECS := $(wildcard spec/core_*_spec.lua)
-# Under the sanitizers and valgrind: the core's specs and the client's (which drive http.c).
-MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua
+# Under the sanitizers and valgrind: the core's specs, the client's (which drive http.c) and the
+# jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer).
+MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua
 
 .PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo bench clean
 

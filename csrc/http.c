@@ -14,29 +14,19 @@
 #define HTTP_MT            "itnio.Http"
 #define DEFAULT_MAX_BODY   (1024 * 1024)
 
-typedef struct membuf {
-  char  *p;
-  size_t len, cap;
-} membuf;
-
+/* The blocking handle: one transfer, performed in place. */
 typedef struct itnio_http {
-  CURL              *easy;
-  struct curl_slist *hdrs;        /* the request in flight's header list */
-  membuf             body, head;  /* the response */
-  size_t             max_body;
-  int                too_large;   /* the answer passed max_body: the write callback stopped it */
-  int                oom;         /* a callback could not allocate */
-  char               errbuf[CURL_ERROR_SIZE];
+  itnio_xfer x;
 } itnio_http;
 
-static void membuf_free(membuf *m) {
+static void membuf_free(itnio_membuf *m) {
   free(m->p);
   m->p = NULL;
   m->len = m->cap = 0;
 }
 
 /* Appends without ever raising (libcurl is on the C stack): 0 on failure. */
-static int membuf_add(membuf *m, const char *s, size_t n) {
+static int membuf_add(itnio_membuf *m, const char *s, size_t n) {
   if (m->cap - m->len < n) {
     size_t cap = m->cap ? m->cap : 1024;
     char *p;
@@ -55,47 +45,56 @@ static int membuf_add(membuf *m, const char *s, size_t n) {
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  itnio_http *h = (itnio_http *)ud;
+  itnio_xfer *x = (itnio_xfer *)ud;
   size_t n = size * nmemb;
-  if (h->body.len + n > h->max_body) { h->too_large = 1; return 0; }
-  if (!membuf_add(&h->body, data, n)) { h->oom = 1; return 0; }
+  if (x->body.len + n > x->max_body) { x->too_large = 1; return 0; }
+  if (!membuf_add(&x->body, data, n)) { x->oom = 1; return 0; }
   return n;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
-  itnio_http *h = (itnio_http *)ud;
+  itnio_xfer *x = (itnio_xfer *)ud;
   size_t n = size * nmemb;
   /* A new status line (after 100 Continue, say): keep only the last answer's headers. */
-  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) h->head.len = 0;
-  if (h->head.len + n > h->max_body) { h->too_large = 1; return 0; }
-  if (!membuf_add(&h->head, data, n)) { h->oom = 1; return 0; }
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) x->head.len = 0;
+  if (x->head.len + n > x->max_body) { x->too_large = 1; return 0; }
+  if (!membuf_add(&x->head, data, n)) { x->oom = 1; return 0; }
   return n;
 }
 
-/* Frees everything; safe to call twice (__gc after :close()). */
-static void http_release(itnio_http *h) {
-  if (h->easy) curl_easy_cleanup(h->easy);
-  h->easy = NULL;
-  curl_slist_free_all(h->hdrs);
-  h->hdrs = NULL;
-  membuf_free(&h->body);
-  membuf_free(&h->head);
+/* Frees everything the transfer owns; safe to call twice (__gc after :close()). */
+void itnio_xfer_release(itnio_xfer *x) {
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
+  membuf_free(&x->body);
+  membuf_free(&x->head);
+}
+
+/* Points the handle's callbacks and error buffer at x (again after curl_easy_duphandle). */
+void itnio_xfer_bind(lua_State *L, itnio_xfer *x) {
+  itnio_curl_ok(L, curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf), "ERRORBUFFER");
+  itnio_curl_ok(L, curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body), "WRITEFUNCTION");
+  itnio_curl_ok(L, curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, (void *)x), "WRITEDATA");
+  itnio_curl_ok(L, curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
+  itnio_curl_ok(L, curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, (void *)x), "HEADERDATA");
 }
 
 static itnio_http *check_http(lua_State *L) {
   itnio_http *h = (itnio_http *)luaL_checkudata(L, 1, HTTP_MT);
-  if (!h->easy) luaL_error(L, "itnio: the HTTP handle is closed");
+  if (!h->x.easy) luaL_error(L, "itnio: the HTTP handle is closed");
   return h;
 }
 
 static int http_gc(lua_State *L) {
-  http_release((itnio_http *)luaL_checkudata(L, 1, HTTP_MT));
+  itnio_xfer_release(&((itnio_http *)luaL_checkudata(L, 1, HTTP_MT))->x);
   return 0;
 }
 
 static int http_tostring(lua_State *L) {
   itnio_http *h = (itnio_http *)luaL_checkudata(L, 1, HTTP_MT);
-  lua_pushfstring(L, "itnio.Http (%s)", h->easy ? "open" : "closed");
+  lua_pushfstring(L, "itnio.Http (%s)", h->x.easy ? "open" : "closed");
   return 1;
 }
 
@@ -114,61 +113,64 @@ static const char *opt_string(lua_State *L, int opts, const char *name) {
   return s;
 }
 
-static int curl_ok(lua_State *L, CURLcode rc, const char *what) {
+int itnio_curl_ok(lua_State *L, CURLcode rc, const char *what) {
   if (rc != CURLE_OK) luaL_error(L, "itnio: libcurl refused %s (%s)", what, curl_easy_strerror(rc));
   return 1;
 }
 
-/* core.http_new(opts) -> itnio.Http. opts: cafile, capath, proxy, user_agent, max_body
- * (bytes), insecure (boolean; verification stays on unless it is exactly true). */
-static int http_new(lua_State *L) {
-  itnio_http *h;
+/* Makes x's easy handle and sets what stays the same for every request from the options
+ * table at index opts: cafile, capath, proxy, user_agent, max_body (bytes), insecure
+ * (verification stays on unless it is exactly true). x must already be owned by a userdata. */
+void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   const char *s;
   int insecure;
+  CURL *e;
+  x->max_body = DEFAULT_MAX_BODY;
+  x->easy = e = curl_easy_init();
+  if (!e) luaL_error(L, "itnio: curl_easy_init failed");
+
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR");
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https"), "REDIR_PROTOCOLS_STR");
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L), "FOLLOWLOCATION");
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
+  itnio_xfer_bind(L, x);
+
+  lua_getfield(L, opts, "insecure");
+  insecure = lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN;
+  lua_pop(L, 1);
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L), "SSL_VERIFYPEER");
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L), "SSL_VERIFYHOST");
+  if ((s = opt_string(L, opts, "cafile")))     itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_CAINFO, s), "CAINFO");
+  if ((s = opt_string(L, opts, "capath")))     itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_CAPATH, s), "CAPATH");
+  if ((s = opt_string(L, opts, "proxy")))      itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_PROXY, s), "PROXY");
+  if ((s = opt_string(L, opts, "user_agent"))) itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_USERAGENT, s), "USERAGENT");
+
+  lua_getfield(L, opts, "max_body");
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1024.0 * 1024 * 1024))
+      luaL_error(L, "itnio: option max_body must be a number of bytes from 1 to 1 GiB");
+    x->max_body = (size_t)n;
+  }
+  lua_pop(L, 1);
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body), "MAXFILESIZE");
+}
+
+/* core.http_new(opts) -> itnio.Http (options: see itnio_xfer_configure). */
+static int http_new(lua_State *L) {
+  itnio_http *h;
   luaL_checktype(L, 1, LUA_TTABLE);
   h = (itnio_http *)itnio_newuserdata(L, sizeof *h);
   memset(h, 0, sizeof *h);
   luaL_getmetatable(L, HTTP_MT);
   lua_setmetatable(L, -2);
-  h->max_body = DEFAULT_MAX_BODY;
-  h->easy = curl_easy_init();
-  if (!h->easy) return luaL_error(L, "itnio: curl_easy_init failed");
-
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf), "ERRORBUFFER");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_REDIR_PROTOCOLS_STR, "https"), "REDIR_PROTOCOLS_STR");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L), "FOLLOWLOCATION");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body), "WRITEFUNCTION");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, (void *)h), "WRITEDATA");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, (void *)h), "HEADERDATA");
-
-  lua_getfield(L, 1, "insecure");
-  insecure = lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN;
-  lua_pop(L, 1);
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L), "SSL_VERIFYPEER");
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L), "SSL_VERIFYHOST");
-  if ((s = opt_string(L, 1, "cafile")))     curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_CAINFO, s), "CAINFO");
-  if ((s = opt_string(L, 1, "capath")))     curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_CAPATH, s), "CAPATH");
-  if ((s = opt_string(L, 1, "proxy")))      curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_PROXY, s), "PROXY");
-  if ((s = opt_string(L, 1, "user_agent"))) curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_USERAGENT, s), "USERAGENT");
-
-  lua_getfield(L, 1, "max_body");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1024.0 * 1024 * 1024))
-      return luaL_error(L, "itnio: option max_body must be a number of bytes from 1 to 1 GiB");
-    h->max_body = (size_t)n;
-  }
-  lua_pop(L, 1);
-  curl_ok(L, curl_easy_setopt(h->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body), "MAXFILESIZE");
+  itnio_xfer_configure(L, &h->x, 1);
   return 1;
 }
 
-static const char *error_kind(CURLcode rc, const itnio_http *h) {
-  if (h->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
+static const char *error_kind(CURLcode rc, const itnio_xfer *x) {
+  if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:   return "resolve";
@@ -240,122 +242,143 @@ static long seconds_to_ms(lua_State *L, int idx, const char *name, double dflt) 
   return (long)(s * 1000.0 + 0.5) > 0 ? (long)(s * 1000.0 + 0.5) : 1;
 }
 
-/* http:perform(method, url, headers, body, timeout, connect_timeout)
- *   -> status, headers, body, info          on an answer (any HTTP status)
- *   -> nil, { kind, code, message, sent }   when no answer came (transport failure)
- * headers is an array of "Name: value" lines; info = { reused = bool, seconds = n }. */
-static int http_perform(lua_State *L) {
-  itnio_http *h = check_http(L);
-  const char *method = luaL_checkstring(L, 2);
+/* Reads one request from the arguments at a, a+1, ..., a+5: method, url, header lines
+ * ("Name: value"), body, timeout, connect_timeout; checks them all, then sets them on x.
+ * copy: libcurl keeps its own copy of the body (the transfer outlives this call). */
+void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
+  const char *method = luaL_checkstring(L, a);
   size_t urllen, nh, blen = 0, i;
-  const char *url = luaL_checklstring(L, 3, &urllen);
+  const char *url = luaL_checklstring(L, a + 1, &urllen);
   const char *body = NULL;
-  long timeout_ms, connect_ms, status = 0, reqsize = 0, nconn = 0;
-  curl_off_t upload = 0;
-  double total = 0;
-  CURLcode rc;
-  int is_post;
+  long timeout_ms, connect_ms;
+  int is_post = 0;
+  CURL *e = x->easy;
 
-  luaL_checktype(L, 4, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 5)) body = luaL_checklstring(L, 5, &blen);
-  timeout_ms = seconds_to_ms(L, 6, "timeout", 10);
-  connect_ms = seconds_to_ms(L, 7, "connect_timeout", 3);
+  luaL_checktype(L, a + 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, a + 3)) body = luaL_checklstring(L, a + 3, &blen);
+  timeout_ms = seconds_to_ms(L, a + 4, "timeout", 10);
+  connect_ms = seconds_to_ms(L, a + 5, "connect_timeout", 3);
   if (strcmp(method, "POST") == 0) is_post = 1;
   else if (strcmp(method, "GET") == 0) is_post = 0;
-  else return luaL_argerror(L, 2, "method must be GET or POST");
+  else luaL_argerror(L, a, "method must be GET or POST");
   if (strlen(url) != urllen || strpbrk(url, "\r\n \t"))
-    return luaL_argerror(L, 3, "url must not contain white space, CR, LF or NUL");
+    luaL_argerror(L, a + 1, "url must not contain white space, CR, LF or NUL");
 
   /* Check every header line first: nothing below may raise while the list is half built. */
-  nh = (size_t)itnio_rawlen(L, 4);
+  nh = (size_t)itnio_rawlen(L, a + 2);
   for (i = 1; i <= nh; i++) {
     size_t n;
     const char *line;
-    lua_rawgeti(L, 4, (int)i);
-    if (lua_type(L, -1) != LUA_TSTRING) return luaL_argerror(L, 4, "header lines must be strings");
+    lua_rawgeti(L, a + 2, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, a + 2, "header lines must be strings");
     line = lua_tolstring(L, -1, &n);
     if (strlen(line) != n || strpbrk(line, "\r\n") || !strchr(line, ':'))
-      return luaL_argerror(L, 4, "a header line must be 'Name: value' without CR, LF or NUL");
+      luaL_argerror(L, a + 2, "a header line must be 'Name: value' without CR, LF or NUL");
     lua_pop(L, 1);
   }
-  curl_slist_free_all(h->hdrs);
-  h->hdrs = NULL;
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
   for (i = 1; i <= nh; i++) {
     struct curl_slist *l;
-    lua_rawgeti(L, 4, (int)i);
-    l = curl_slist_append(h->hdrs, lua_tostring(L, -1));   /* libcurl copies the line */
+    lua_rawgeti(L, a + 2, (int)i);
+    l = curl_slist_append(x->hdrs, lua_tostring(L, -1));   /* libcurl copies the line */
     lua_pop(L, 1);
-    if (!l) return luaL_error(L, "itnio: not enough memory for the request headers");
-    h->hdrs = l;
+    if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
+    x->hdrs = l;
   }
   if (is_post) {
     /* An empty Expect stops libcurl's 100-continue round trip on large bodies. */
-    struct curl_slist *l = curl_slist_append(h->hdrs, "Expect:");
-    if (!l) return luaL_error(L, "itnio: not enough memory for the request headers");
-    h->hdrs = l;
+    struct curl_slist *l = curl_slist_append(x->hdrs, "Expect:");
+    if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
+    x->hdrs = l;
   }
 
-  h->body.len = h->head.len = 0;
-  h->too_large = h->oom = 0;
-  h->errbuf[0] = '\0';
-  curl_easy_setopt(h->easy, CURLOPT_URL, url);
-  curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-  curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  x->body.len = x->head.len = 0;
+  x->too_large = x->oom = 0;
+  x->errbuf[0] = '\0';
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_URL, url), "URL");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   if (is_post) {
-    curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body ? body : "");   /* arg 5 stays alive */
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    if (copy)
+      itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : ""), "COPYPOSTFIELDS");
+    else
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");   /* the argument stays alive */
   } else {
-    curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
+}
 
-  rc = curl_easy_perform(h->easy);
+/* Did any byte of the request leave this process (could the server have seen it)? */
+int itnio_xfer_sent(itnio_xfer *x) {
+  long status = 0, reqsize = 0;
+  curl_off_t upload = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &reqsize);
+  curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &upload);
+  return status != 0 || reqsize > 0 || upload > 0;
+}
 
-  curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
-  curl_slist_free_all(h->hdrs);
-  h->hdrs = NULL;
-  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(h->easy, CURLINFO_REQUEST_SIZE, &reqsize);
-  curl_easy_getinfo(h->easy, CURLINFO_SIZE_UPLOAD_T, &upload);
-  curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &nconn);
-  curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &total);
+/* After a transfer ended with rc: lets go of the request, pushes what http:perform returns
+ *   -> status, headers, body, info          on an answer (any HTTP status)
+ *   -> nil, { kind, code, message, sent }   when no answer came (transport failure)
+ * and returns how many values it pushed. */
+int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
+  long status = 0, nconn = 0;
+  double total = 0;
+  int sent = itnio_xfer_sent(x);
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
+  curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &total);
 
-  if (rc != CURLE_OK || h->oom) {
-    const char *kind = h->oom ? "memory" : error_kind(rc, h);
+  if (rc != CURLE_OK || x->oom) {
+    const char *kind = x->oom ? "memory" : error_kind(rc, x);
     lua_pushnil(L);
     lua_createtable(L, 0, 5);
     lua_pushstring(L, kind);
     lua_setfield(L, -2, "kind");
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "code");
-    if (h->too_large)
-      lua_pushfstring(L, "the answer is larger than %d bytes (max_body)", (int)h->max_body);
+    if (x->too_large)
+      lua_pushfstring(L, "the answer is larger than %d bytes (max_body)", (int)x->max_body);
     else
-      lua_pushstring(L, h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+      lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
     lua_setfield(L, -2, "message");
-    /* Could the server have seen the request? Not when no byte of it left this process. */
-    lua_pushboolean(L, status != 0 || reqsize > 0 || upload > 0);
+    lua_pushboolean(L, sent);
     lua_setfield(L, -2, "sent");
     lua_pushboolean(L, status != 0);
     lua_setfield(L, -2, "answered");
     return 2;
   }
   lua_pushinteger(L, (lua_Integer)status);
-  itnio_http_push_headers(L, h->head.p, h->head.len);
-  lua_pushlstring(L, h->body.p ? h->body.p : "", h->body.len);
+  itnio_http_push_headers(L, x->head.p, x->head.len);
+  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_createtable(L, 0, 2);
   lua_pushboolean(L, nconn == 0);
   lua_setfield(L, -2, "reused");
   lua_pushnumber(L, (lua_Number)total);
   lua_setfield(L, -2, "seconds");
-  if (h->body.cap > 64 * 1024) membuf_free(&h->body);   /* keep small buffers for the next call */
+  if (x->body.cap > 64 * 1024) membuf_free(&x->body);   /* keep small buffers for the next call */
   return 4;
 }
 
+/* http:perform(method, url, headers, body, timeout, connect_timeout): see itnio_xfer_finish;
+ * info = { reused = bool, seconds = n }. Blocks until the answer or a failure. */
+static int http_perform(lua_State *L) {
+  itnio_http *h = check_http(L);
+  itnio_xfer_request(L, &h->x, 2, 0);
+  return itnio_xfer_finish(L, &h->x, curl_easy_perform(h->x.easy));
+}
+
 static int http_close(lua_State *L) {
-  http_release((itnio_http *)luaL_checkudata(L, 1, HTTP_MT));
+  itnio_xfer_release(&((itnio_http *)luaL_checkudata(L, 1, HTTP_MT))->x);
   return 0;
 }
 

@@ -99,8 +99,44 @@ int luaopen_itnio_core(lua_State *L);
 /* ---- validate.c ---- */
 int itnio_encode_recall_update(lua_State *L);
 
-/* ---- http.c: adds http_new and curl_version to the module table on the stack ---- */
+/* ---- http.c: the libcurl transport; adds http_new, multi_new and curl_version ---- */
+
+#include <curl/curl.h>
+
+typedef struct itnio_membuf {
+  char  *p;
+  size_t len, cap;
+} itnio_membuf;
+
+/* One request and its answer on one easy handle. The struct lives inside memory a userdata
+ * owns (itnio.Http, or a transfer of itnio.Multi), so a raise at any point leaks nothing.
+ * libcurl's callbacks only append to body/head: they never call Lua and never raise. */
+typedef struct itnio_xfer {
+  CURL              *easy;
+  struct curl_slist *hdrs;        /* the request in flight's header list */
+  itnio_membuf       body, head;  /* the answer */
+  size_t             max_body;
+  int                too_large;   /* the answer passed max_body: a callback stopped it */
+  int                oom;         /* a callback could not allocate */
+  char               errbuf[CURL_ERROR_SIZE];
+} itnio_xfer;
+
 void itnio_http_open(lua_State *L);
+void itnio_multi_open(lua_State *L);
+/* Raises "libcurl refused <what>" unless rc is CURLE_OK. */
+int  itnio_curl_ok(lua_State *L, CURLcode rc, const char *what);
+/* Creates x->easy and sets the per-client options from the table at index opts. */
+void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts);
+/* Points the callbacks and the error buffer at x (after curl_easy_duphandle). */
+void itnio_xfer_bind(lua_State *L, itnio_xfer *x);
+/* Sets one request from the arguments a..a+5 (method, url, header lines, body, timeout,
+ * connect_timeout); copy: libcurl keeps its own copy of the body. */
+void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy);
+/* Did any byte of the request leave this process? */
+int  itnio_xfer_sent(itnio_xfer *x);
+/* Pushes the outcome (status, headers, body, info | nil, err); returns the count. */
+int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc);
+void itnio_xfer_release(itnio_xfer *x);
 /* The headers of one answer (raw "Name: value" lines) as a table of lower-case names. */
 void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
 

@@ -19,5 +19,6 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
   lua_pushinteger(L, ITNIO_MAX_ERRORS);
   lua_setfield(L, -2, "MAX_ERRORS");
   itnio_http_open(L);
+  itnio_multi_open(L);
   return 1;
 }

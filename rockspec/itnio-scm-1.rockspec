@@ -19,7 +19,7 @@ build = {
   type = "builtin",
   modules = {
     ["itnio.core"] = {
-      sources = { "csrc/itnio_core.c", "csrc/clock.c", "csrc/http.c", "csrc/json_out.c",
+      sources = { "csrc/itnio_core.c", "csrc/clock.c", "csrc/http.c", "csrc/multi.c", "csrc/json_out.c",
                   "csrc/schema.c", "csrc/sign.c", "csrc/validate.c" },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
@@ -29,6 +29,8 @@ build = {
     ["itnio"]                 = "lua/itnio/init.lua",
     ["itnio.errors"]          = "lua/itnio/errors.lua",
     ["itnio.compat"]          = "lua/itnio/compat.lua",
+    ["itnio.call"]            = "lua/itnio/call.lua",
+    ["itnio.jobs"]            = "lua/itnio/jobs.lua",
     ["itnio.recall"]          = "lua/itnio/recall.lua",
     ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",

@@ -15,9 +15,12 @@ function _M.new(opts)
     user_agent = opts.user_agent, max_body = opts.max_body, insecure = opts.insecure == true,
   }
   local function transport(req)
-    local lines = {}
-    for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
-    sort(lines)
+    local lines = req.lines   -- the client's own requests carry their header lines ready
+    if not lines then
+      lines = {}
+      for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
+      sort(lines)
+    end
     local status, headers, body, info = h:perform(req.method, req.url, lines, req.body,
                                                   req.timeout, req.connect_timeout)
     if not status then return nil, headers end

@@ -1,0 +1,39 @@
+-- Concurrent batch against the sandbox, under Lua 5.4: N copies of the typical task sent
+-- through the client's batch API at concurrency C.
+--
+--   batch.lua BASE_URL API_KEY API_SECRET N C
+--
+-- Prints "batch_result requests ok failed seconds" (wall time on the core's monotonic clock,
+-- around the one update_recall_tasks call) and, on stderr, the first failure.
+local core = require "itnio.core"
+local new_task = require "task"
+
+local base_url, key, secret = arg[1], arg[2], arg[3]
+local n, c = tonumber(arg[4]), tonumber(arg[5])
+assert(base_url and key and secret and n and c, "usage: batch.lua BASE_URL API_KEY API_SECRET N C")
+
+local client = assert(require("itnio").new{ api_key = key, api_secret = secret,
+  base_url = base_url, max_retries = 0 })   -- a retry would hide a failure
+assert(client.update_recall_tasks, "this itnio has no update_recall_tasks (batch API)")
+
+local task = new_task()
+local tasks = {}
+for i = 1, n do tasks[i] = task end   -- the same table n times: the client must not change it
+
+local t0 = core.now()
+local results = client:update_recall_tasks(tasks, { concurrency = c })
+local seconds = core.now() - t0
+
+local ok, failed, first_failure = 0, 0, nil
+for i = 1, n do
+  local r = results[i]
+  if type(r) == "table" and r.res and r.res.code == 0 then
+    ok = ok + 1
+  else
+    failed = failed + 1
+    first_failure = first_failure or ("task " .. i .. ": " .. tostring(type(r) == "table" and r.err or r))
+  end
+end
+client:close()
+print(("batch_result %d %d %d %.6f"):format(ok + failed, ok, failed, seconds))
+if first_failure then io.stderr:write("batch: first failure: ", first_failure, "\n") end

@@ -1,0 +1,332 @@
+/* Many requests at once without blocking: a userdata "itnio.Multi" that owns one libcurl
+ * multi handle and every transfer on it. The Lua layer's jobs and batches run on it.
+ *
+ *   m = core.multi_new(opts)           same options as core.http_new
+ *   id = m:add(method, url, header_lines, body, timeout, connect_timeout)
+ *   running = m:perform()              does what is ready on every socket; never blocks
+ *   id = m:next_done()                 a finished transfer's id, or nil
+ *   ... = m:take(id)                   its outcome, as http:perform returns it; frees it
+ *   sent = m:cancel(id)                stops a transfer (and frees it): did any byte leave?
+ *   m:wait(seconds)                    blocks until a socket is ready or libcurl's own timer
+ *   m:count()  m:close()
+ *
+ * Memory: the userdata is made (zeroed, with __gc) before anything is allocated; the slot
+ * table, the finished queue and each transfer hang off it the moment they exist, so a raise
+ * anywhere (a bad argument, no memory) leaks nothing, and __gc/close free whatever is left,
+ * transfers in flight included. Transfers are never handed to Lua as pointers: Lua holds an
+ * integer id (slot and generation), so a stale id finds nothing instead of freed memory. */
+#include <stdlib.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+#include "itnio.h"
+
+#define MULTI_MT    "itnio.Multi"
+#define SLOT_BITS   20                       /* up to 2^20 transfers at once */
+#define SLOT_COUNT  ((lua_Integer)1 << SLOT_BITS)
+#define IDLE_KEEP   32                       /* finished easy handles kept for reuse */
+
+enum { X_FREE = 0, X_RUNNING, X_DONE };
+
+typedef struct mxfer {
+  itnio_xfer  x;
+  lua_Integer gen;      /* bumped each time the slot is reused */
+  size_t      slot;     /* where it lives in the slot table */
+  int         state;    /* X_* */
+  int         queued;   /* in the finished queue (at most once) */
+  CURLcode    rc;       /* the outcome, once X_DONE */
+} mxfer;
+
+typedef struct itnio_multi {
+  CURLM      *multi;
+  itnio_xfer  tmpl;     /* configured once; each transfer's handle is a duplicate of it */
+  mxfer     **slots;    /* slot i: a transfer (any state), or NULL before its first use */
+  size_t      nslots, cap;
+  size_t     *free_ids; /* slots whose transfer is X_FREE or NULL, as a stack */
+  size_t      nfree;
+  size_t     *done;     /* finished slots, oldest first from done_head, not yet handed out */
+  size_t      ndone, done_head;
+  size_t      nrunning, nidle;
+} itnio_multi;
+
+static void multi_release(itnio_multi *m) {
+  size_t i;
+  for (i = 0; i < m->nslots; i++) {
+    mxfer *t = m->slots[i];
+    if (!t) continue;
+    if (t->state == X_RUNNING && m->multi) curl_multi_remove_handle(m->multi, t->x.easy);
+    itnio_xfer_release(&t->x);
+    free(t);
+  }
+  free(m->slots);
+  free(m->free_ids);
+  free(m->done);
+  m->slots = NULL;
+  m->free_ids = m->done = NULL;
+  m->nslots = m->cap = m->nfree = m->ndone = m->done_head = m->nrunning = m->nidle = 0;
+  itnio_xfer_release(&m->tmpl);
+  if (m->multi) curl_multi_cleanup(m->multi);
+  m->multi = NULL;
+}
+
+static itnio_multi *check_multi(lua_State *L) {
+  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, MULTI_MT);
+  if (!m->multi) luaL_error(L, "itnio: the multi handle is closed");
+  return m;
+}
+
+static int multi_gc(lua_State *L) {
+  multi_release((itnio_multi *)luaL_checkudata(L, 1, MULTI_MT));
+  return 0;
+}
+
+static int multi_tostring(lua_State *L) {
+  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, MULTI_MT);
+  if (m->multi) lua_pushfstring(L, "itnio.Multi (%d running)", (int)m->nrunning);
+  else lua_pushliteral(L, "itnio.Multi (closed)");
+  return 1;
+}
+
+static void multi_check(lua_State *L, CURLMcode rc, const char *what) {
+  if (rc != CURLM_OK) luaL_error(L, "itnio: libcurl's multi handle failed in %s (%s)", what,
+                                 curl_multi_strerror(rc));
+}
+
+/* core.multi_new(opts) -> itnio.Multi. opts: as core.http_new. */
+static int multi_new(lua_State *L) {
+  itnio_multi *m;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  m = (itnio_multi *)itnio_newuserdata(L, sizeof *m);
+  memset(m, 0, sizeof *m);
+  luaL_getmetatable(L, MULTI_MT);
+  lua_setmetatable(L, -2);
+  if (!(m->multi = curl_multi_init())) return luaL_error(L, "itnio: curl_multi_init failed");
+  /* HTTP/2 streams share one connection when the server offers it over TLS. */
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX), "PIPELINING");
+  itnio_xfer_configure(L, &m->tmpl, 1);
+  return 1;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size) {
+  size_t n = *cap ? *cap : 16;
+  void *q;
+  while (n < need) n *= 2;
+  if (n == *cap) return 1;
+  q = realloc(*p, n * size);
+  if (!q) return 0;
+  *p = q;
+  *cap = n;
+  return 1;
+}
+
+/* The three arrays share one capacity: a slot is queued at most once as free and once as
+ * finished (a recycled slot still in the finished queue is not queued again). */
+static void reserve_slot(lua_State *L, itnio_multi *m) {
+  size_t cap;
+  if (m->nfree > 0) return;
+  if ((lua_Integer)m->nslots >= SLOT_COUNT) luaL_error(L, "itnio: too many transfers at once");
+  if (m->nslots < m->cap) { m->slots[m->nslots] = NULL; m->free_ids[m->nfree++] = m->nslots++; return; }
+  cap = m->cap;
+  if (!grow((void **)&m->slots, &cap, m->nslots + 1, sizeof *m->slots)) goto oom;
+  cap = m->cap;
+  if (!grow((void **)&m->free_ids, &cap, m->nslots + 1, sizeof *m->free_ids)) goto oom;
+  cap = m->cap;
+  if (!grow((void **)&m->done, &cap, m->nslots + 1, sizeof *m->done)) goto oom;
+  m->cap = cap;
+  m->slots[m->nslots] = NULL;
+  m->free_ids[m->nfree++] = m->nslots++;
+  return;
+oom:
+  luaL_error(L, "itnio: not enough memory for one more transfer");
+}
+
+static lua_Integer slot_id(const itnio_multi *m, size_t slot) {
+  return m->slots[slot]->gen * SLOT_COUNT + (lua_Integer)slot + 1;
+}
+
+/* The transfer an id names, or NULL for an id that names nothing (any more). */
+static mxfer *find(lua_State *L, itnio_multi *m, int idx, size_t *slot) {
+  lua_Number n = luaL_checknumber(L, idx);
+  lua_Integer id;
+  mxfer *t;
+  if (!(n >= 1 && n <= 9007199254740991.0) || n != (lua_Number)(lua_Integer)n) return NULL;
+  id = (lua_Integer)n - 1;
+  *slot = (size_t)(id % SLOT_COUNT);
+  if (*slot >= m->nslots || !(t = m->slots[*slot])) return NULL;
+  if (t->gen != id / SLOT_COUNT || t->state == X_FREE) return NULL;
+  return t;
+}
+
+/* Back to X_FREE under a new generation. The struct stays in its slot for good (so the
+ * generation, and with it every id handed out, stays unique); its easy handle is kept for
+ * the next transfer while few are idle. */
+static void recycle(itnio_multi *m, size_t slot) {
+  mxfer *t = m->slots[slot];
+  t->state = X_FREE;
+  t->gen++;
+  curl_slist_free_all(t->x.hdrs);
+  t->x.hdrs = NULL;
+  if (m->nidle >= IDLE_KEEP || t->x.body.cap > 64 * 1024) itnio_xfer_release(&t->x);
+  else m->nidle++;
+  m->free_ids[m->nfree++] = slot;
+}
+
+/* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
+ * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
+static int multi_add(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t;
+  CURLMcode mc;
+  reserve_slot(L, m);
+  slot = m->free_ids[m->nfree - 1];
+  t = m->slots[slot];
+  if (!t) {
+    if (!(t = (mxfer *)calloc(1, sizeof *t))) return luaL_error(L, "itnio: not enough memory for a transfer");
+    m->slots[slot] = t;   /* owned from here on, in the X_FREE state */
+    t->slot = slot;
+  }
+  if (!t->x.easy) {
+    if (!(t->x.easy = curl_easy_duphandle(m->tmpl.easy)))
+      return luaL_error(L, "itnio: curl_easy_duphandle failed");
+    m->nidle++;   /* an idle handle until the transfer is added */
+    t->x.max_body = m->tmpl.max_body;
+    itnio_xfer_bind(L, &t->x);
+    curl_easy_setopt(t->x.easy, CURLOPT_PRIVATE, (void *)t);
+  }
+  itnio_xfer_request(L, &t->x, 2, 1);   /* raises on a bad argument: t stays X_FREE */
+  /* Over TLS, wait for a connection that may multiplex (HTTP/2) rather than open one more;
+   * over plain HTTP/1.1 waiting would only queue the transfers behind the first one. */
+  curl_easy_setopt(t->x.easy, CURLOPT_PIPEWAIT, strncasecmp(lua_tostring(L, 3), "https:", 6) == 0 ? 1L : 0L);
+  mc = curl_multi_add_handle(m->multi, t->x.easy);
+  if (mc != CURLM_OK) multi_check(L, mc, "add_handle");
+  t->state = X_RUNNING;
+  t->rc = CURLE_OK;
+  m->nfree--;
+  m->nidle--;
+  m->nrunning++;
+  lua_pushinteger(L, slot_id(m, slot));
+  return 1;
+}
+
+/* m:perform() -> running. Does what is ready without waiting; finished transfers queue up
+ * for next_done. */
+static int multi_perform(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  int running = 0, left = 0;
+  CURLMsg *msg;
+  multi_check(L, curl_multi_perform(m->multi, &running), "perform");
+  while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+    mxfer *t = NULL;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    if (!t || t->state != X_RUNNING) continue;
+    t->rc = msg->data.result;   /* read before remove_handle frees the message */
+    curl_multi_remove_handle(m->multi, t->x.easy);
+    t->state = X_DONE;
+    m->nrunning--;
+    if (!t->queued) { t->queued = 1; m->done[m->ndone++] = t->slot; }
+  }
+  lua_pushinteger(L, (lua_Integer)m->nrunning);
+  return 1;
+}
+
+/* m:next_done() -> the id of the oldest finished transfer not handed out yet, or nil. */
+static int multi_next_done(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  while (m->done_head < m->ndone) {
+    size_t slot = m->done[m->done_head++];
+    mxfer *t = m->slots[slot];
+    if (t) t->queued = 0;
+    if (t && t->state == X_DONE) {
+      if (m->done_head == m->ndone) m->done_head = m->ndone = 0;
+      lua_pushinteger(L, slot_id(m, slot));
+      return 1;
+    }
+  }
+  m->done_head = m->ndone = 0;
+  lua_pushnil(L);
+  return 1;
+}
+
+/* m:take(id) -> status, headers, body, info | nil, err (see http:perform); frees the
+ * transfer. An id that is not a finished transfer raises. */
+static int multi_take(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t = find(L, m, 2, &slot);
+  int n;
+  if (!t || t->state != X_DONE) return luaL_argerror(L, 2, "not a finished transfer");
+  n = itnio_xfer_finish(L, &t->x, t->rc);
+  recycle(m, slot);
+  return n;
+}
+
+/* m:cancel(id) -> sent. Stops a running transfer (or drops a finished one) and frees it;
+ * sent says whether any byte of the request left. An unknown id returns nil. */
+static int multi_cancel(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t = find(L, m, 2, &slot);
+  if (!t) { lua_pushnil(L); return 1; }
+  if (t->state == X_RUNNING) {
+    curl_multi_remove_handle(m->multi, t->x.easy);
+    m->nrunning--;
+  }
+  lua_pushboolean(L, itnio_xfer_sent(&t->x));
+  /* The connection of a cancelled transfer is closed by libcurl, never reused mid-answer. */
+  recycle(m, slot);
+  return 1;
+}
+
+/* m:wait(seconds): blocks until a socket of the transfers is ready, libcurl's own timer
+ * is due, or the time passes (0 returns at once). */
+static int multi_wait(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  lua_Number s = luaL_checknumber(L, 2);
+  int ms, nfds = 0;
+  if (!(s >= 0 && s <= 86400)) return luaL_argerror(L, 2, "seconds must be from 0 to 86400");
+  ms = (int)(s * 1000.0 + 0.999);
+  multi_check(L, curl_multi_poll(m->multi, NULL, 0, ms, &nfds), "poll");
+  return 0;
+}
+
+/* m:count() -> transfers running (added, not finished). */
+static int multi_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_multi(L)->nrunning);
+  return 1;
+}
+
+static const luaL_Reg multi_methods[] = {
+  { "add",       multi_add },
+  { "perform",   multi_perform },
+  { "next_done", multi_next_done },
+  { "take",      multi_take },
+  { "cancel",    multi_cancel },
+  { "wait",      multi_wait },
+  { "count",     multi_count },
+  { "close",     multi_gc },
+  { NULL, NULL }
+};
+
+/* Adds multi_new to the module table on the stack. */
+void itnio_multi_open(lua_State *L) {
+  if (luaL_newmetatable(L, MULTI_MT)) {
+    itnio_newlibtable(L, multi_methods);
+    itnio_setfuncs(L, multi_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, multi_gc);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, multi_gc);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pushcfunction(L, multi_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, MULTI_MT);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, multi_new);
+  lua_setfield(L, -2, "multi_new");
+}

@@ -1,0 +1,292 @@
+--- One call of an endpoint through its attempts: the client's single retry machine.
+--
+-- What an attempt's outcome means is decided here, once, for every way of waiting:
+--
+--   local c = call.new(client, endpoint, body, opts, budget)
+--   local req, err = call.request(c)        -- the next attempt, signed anew (or the deadline)
+--   ... the transport answers resp, or fails with terr ...
+--   local what, x = call.outcome(c, resp, terr)
+--     "done",  res    the call succeeded
+--     "stop",  err    the call failed for good (typed error, attempts and redaction set)
+--     "retry", delay  send again after delay seconds (0: at once, as after the skew fix)
+--
+-- The blocking call sleeps the delay (call.run), the nginx path ngx.sleeps it (call.run
+-- too: compat.sleep yields there), a job sets a timer that poll checks (itnio.jobs).
+-- Private to the Lua layer; its only state outside a call is the secret of each client.
+local core   = require "itnio.core"
+local errors = require "itnio.errors"
+local compat = require "itnio.compat"
+local json   = require("cjson.safe").new()
+
+local type, tostring, tonumber, pcall, error, setmetatable = type, tostring, tonumber, pcall, error, setmetatable
+local floor, min, max, random = math.floor, math.min, math.max, math.random
+local sub, find, format = string.sub, string.find, string.format
+local now, wall = compat.now, compat.wall
+
+local _M = {}
+
+local CONTENT_TYPE = "application/json;charset=UTF-8"
+_M.CONTENT_TYPE = CONTENT_TYPE
+
+--- The vendor endpoints: a path and the core's encoder for its body. A second endpoint is
+-- one row here, one schema in the core and one method on the client.
+_M.endpoints = {
+  recall_update = { path = "/voice/recallFlow/update", encode = core.encode_recall_update },
+}
+
+-- Secrets live here, keyed by client, not in any table a caller can reach: dumping a client,
+-- a job or an error (an inspect(), a debug print) cannot show them.
+local secrets = setmetatable({}, { __mode = "k" })
+
+--- Keeps the client's secret where only signing and redaction can read it.
+function _M.keep_secret(client, secret)
+  secrets[client] = secret
+end
+
+--- s with every copy of the client's secret replaced by "<redacted>".
+function _M.redact(client, s)
+  local secret = secrets[client]
+  if type(s) ~= "string" or not secret then return s end
+  local i = find(s, secret, 1, true)
+  while i do
+    s = sub(s, 1, i - 1) .. "<redacted>" .. sub(s, i + #secret)
+    i = find(s, secret, i + 10, true)
+  end
+  return s
+end
+
+--- The headers of one attempt (a fresh table: a transport may keep what it was given).
+function _M.headers(client, ts, sign)
+  return { ["Content-Type"] = CONTENT_TYPE, ["Api-Key"] = client.api_key, Timestamp = ts, Sign = sign }
+end
+
+--- The Timestamp header for now on the client's (skew-fixed) clock.
+function _M.timestamp(client)
+  return format("%d", floor(wall() + client.offset))
+end
+
+--- The body for task, or nil, ValidationError. A task that is not a table, or a passthrough
+-- option that is not a boolean, is a programming error: it raises, naming fname.
+function _M.encode(client, endpoint, task, opts, fname)
+  if type(task) ~= "table" then
+    error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(task) .. ")", 3)
+  end
+  local passthrough = client.passthrough
+  if opts and opts.passthrough ~= nil then passthrough = opts.passthrough == true end
+  local body, list = endpoint.encode(task, passthrough and { passthrough = true } or nil)
+  if not body then return nil, errors.validation(list, list.truncated) end
+  return body
+end
+
+--- A retry budget shared by the calls of a batch: a token bucket. A retry spends one token;
+-- a success earns `earn` back, up to `capacity`. When it is empty, failures are final.
+function _M.budget(capacity, earn)
+  return { tokens = capacity, capacity = capacity, earn = earn or 0.1 }
+end
+
+--- A new call. opts: deadline (seconds from now; else the client's), deadline_at (an
+-- absolute monotonic time, for a batch). budget: a shared retry budget or nil.
+function _M.new(client, endpoint, body, opts, budget)
+  local t = now()
+  local deadline = opts and opts.deadline or client.deadline
+  local at = opts and opts.deadline_at or (deadline and t + deadline) or nil
+  return {
+    client = client, url = client.urls[endpoint], body = body, started = t,
+    deadline = deadline, deadline_at = at, budget = budget,
+    attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
+  }
+end
+
+local function deadline_error(c)
+  return errors.TransportError.new{ reason = "deadline", attempts = c.attempt, sent = c.sent,
+    message = format("deadline of %gs passed before attempt %d", c.deadline or (c.deadline_at - c.started),
+                     c.attempt + 1) }
+end
+_M.deadline_error = deadline_error
+
+--- The request of the next attempt: { method, url, headers, lines, body, timeout,
+-- connect_timeout }, signed now; or nil, TransportError "deadline".
+function _M.request(c)
+  local client = c.client
+  local timeout = client.timeout
+  local t = now()
+  if c.deadline_at then
+    local left = c.deadline_at - t
+    if left <= 0 then return nil, deadline_error(c) end
+    timeout = min(timeout, left)
+  end
+  c.attempt = c.attempt + 1
+  c.t0 = t
+  local ts = _M.timestamp(client)
+  local sign = core.sign(client.api_key, secrets[client], ts)
+  return {
+    method = "POST", url = c.url, body = c.body, timeout = timeout,
+    connect_timeout = client.connect_timeout,
+    headers = _M.headers(client, ts, sign),
+    -- the same headers as the lines libcurl takes, built once per attempt
+    lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign },
+  }
+end
+
+--- Calls a transport function, turning a raise or a malformed answer into a failure:
+-- resp, or nil, { kind, message, sent }.
+function _M.attempt(transport, req)
+  local called, r1, r2 = pcall(transport, req)   -- a transport that raises is a failure, not a crash
+  if not called then
+    return nil, { kind = "other", message = "the transport raised: " .. tostring(r1), sent = true }
+  end
+  if r1 ~= nil then
+    if type(r1) ~= "table" or type(r1.status) ~= "number" or type(r1.body) ~= "string" then
+      return nil, { kind = "protocol", message = "the transport returned no {status, body}", sent = true }
+    end
+    return r1
+  end
+  if type(r2) ~= "table" then
+    return nil, { kind = "other", message = "the transport failed: " .. tostring(r2), sent = true }
+  end
+  return nil, r2
+end
+
+-- Retry-After: delta-seconds or an HTTP date (against the answer's Date, else our clock).
+local function retry_after(value, date)
+  if type(value) ~= "string" then return nil end
+  local n = tonumber(value:match("^%s*(%d+)%s*$"))
+  if n then return n end
+  local at = compat.parse_http_date(value)
+  if not at then return nil end
+  local t = compat.parse_http_date(date) or wall()
+  return max(0, at - t)
+end
+
+-- The answer's code as an integer (cjson gives floats on 5.3+: -1.0 must print as -1).
+local function integer_code(v)
+  if type(v) == "string" and find(v, "^%s*%-?%d+%s*$") then v = tonumber(v) end
+  if type(v) ~= "number" or v ~= floor(v) or v ~= v then return nil end
+  return compat.tointeger(v)
+end
+
+--- An answer -> result, or nil, typed error (before attempts and redaction are added).
+function _M.classify(resp)
+  local status, headers = resp.status, resp.headers or {}
+  if status < 200 or status > 299 then
+    return nil, errors.HttpError.new{
+      http_status = status, retryable = status == 429 or status >= 500,
+      retry_after = retry_after(headers["retry-after"], headers["date"]),
+      message = "the server answered HTTP " .. tostring(status),
+    }
+  end
+  local t = json.decode(resp.body)
+  if type(t) ~= "table" then
+    return nil, errors.DecodeError.new{ http_status = status,
+      message = "the answer is not a JSON object (" .. #resp.body .. " bytes)" }
+  end
+  local code = t.code
+  if code == nil then code = t.status end
+  code = integer_code(code)
+  if code == nil then
+    return nil, errors.DecodeError.new{ http_status = status,
+      message = "the answer has no status code (neither code nor status)" }
+  end
+  local msg = t.msg
+  if type(msg) ~= "string" then msg = t.reason end
+  if type(msg) ~= "string" then msg = t.message end
+  if type(msg) ~= "string" then msg = nil end
+  if code == 0 then
+    local data = t.data
+    if data == json.null then data = nil end
+    return { code = 0, message = msg or "success", data = data, http_status = status }
+  end
+  return nil, errors.from_code(code, msg, { http_status = status })
+end
+
+local RETRY_TRANSPORT = { connect = true, timeout = true, reset = true }
+
+--- The decision after one attempt: resp (an answer) or terr (the transport's failure,
+-- { kind, code, message, sent }). Returns "done", res | "stop", err | "retry", delay.
+function _M.outcome(c, resp, terr)
+  local client = c.client
+  local res, err
+  if resp then
+    c.sent = true
+    res, err = _M.classify(resp)
+  else
+    if terr.sent then c.sent = true end
+    err = errors.TransportError.new{
+      reason = terr.kind, code = terr.code, message = terr.message, sent = c.sent,
+      retryable = RETRY_TRANSPORT[terr.kind] == true,
+    }
+  end
+  local logger = client.logger
+  local fields = logger and {   -- built only for a logger: this is the hot path
+    method = "POST", url = c.url, attempt = c.attempt, duration = now() - c.t0,
+    status = resp and resp.status or nil, error_kind = err and err.kind or nil,
+  }
+  local budget = c.budget
+  if res then
+    res.attempts = c.attempt
+    if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
+    if fields then client:_log("info", "itnio: task updated", fields) end
+    return "done", res
+  end
+  err.attempts = c.attempt
+  err.message = _M.redact(client, err.message)
+
+  local again, delay = false, 0
+  if err.kind == "TimestampExpiredError" and not c.skew_fixed then
+    -- Learn the server's clock from its Date header and resend at once, re-signed.
+    local server = compat.parse_http_date(resp.headers and resp.headers["date"])
+    if server then
+      client.offset = server - floor(wall())
+      c.skew_fixed, again = true, true
+      if fields then fields.offset = client.offset end
+    end
+  elseif err.retryable and c.retries_left > 0 then
+    local ceiling = min(client.backoff_cap, client.backoff_base * 2 ^ (client.max_retries - c.retries_left))
+    delay = random() * ceiling   -- full jitter
+    if err.retry_after then
+      if err.retry_after > client.max_retry_after then
+        err.message = err.message .. format(" (Retry-After %ds is longer than max_retry_after)", err.retry_after)
+      else
+        delay, again = max(delay, err.retry_after), true
+      end
+    else
+      again = true
+    end
+    if again and c.deadline_at and now() + delay >= c.deadline_at then
+      again = false
+      err.message = err.message .. format(" (no retry: the deadline of %gs would pass)",
+                                          c.deadline or (c.deadline_at - c.started))
+    end
+    if again and budget then
+      if budget.tokens >= 1 then
+        budget.tokens = budget.tokens - 1
+      else
+        again = false
+        err.message = err.message .. " (no retry: the batch's retry budget is spent)"
+      end
+    end
+    if again then c.retries_left = c.retries_left - 1 end
+  end
+  if fields then
+    fields.retry_in = again and delay or nil
+    client:_log(again and "warn" or "error", "itnio: attempt failed: " .. tostring(err), fields)
+  end
+  if again then return "retry", delay end
+  return "stop", err
+end
+
+--- Runs a call to its end on a transport function, waiting with sleep(seconds) between
+-- attempts: res, or nil, err. The blocking call and the nginx path (and its batch) use it.
+function _M.run(c, transport, sleep)
+  while true do
+    local req, err = _M.request(c)
+    if not req then return nil, err end
+    local resp, terr = _M.attempt(transport, req)
+    local what, x = _M.outcome(c, resp, terr)
+    if what == "done" then return x end
+    if what == "stop" then return nil, x end
+    sleep(x)
+  end
+end
+
+return _M
