@@ -358,6 +358,24 @@ describe("client:update_recall_tasks", function()
     assert.is_true(spent > 0)
   end)
 
+  it("survives a server that resets half of the batch's connections", function()
+    sb:fault{ count = 10, kind = "reset" }
+    local c = client(sb, { max_retries = 0 })
+    local tasks = {}
+    for i = 1, 20 do tasks[i] = task() end
+    local results = c:update_recall_tasks(tasks, { concurrency = 4 })
+    local ok, reset = 0, 0
+    for i = 1, 20 do
+      if results[i].res then ok = ok + 1
+      else
+        assert.equal("reset", results[i].err.reason, tostring(results[i].err))
+        reset = reset + 1
+      end
+    end
+    assert.equal(20, ok + reset)
+    assert.is_true(ok >= 5 and reset >= 1, ok .. " ok, " .. reset .. " reset")
+  end)
+
   it("does not let one broken on_done stop the batch", function()
     local c = client(sb, { logger = function() end })
     local results = c:update_recall_tasks({ task(), task(), task() }, { on_done = function(_, _, i)

@@ -171,6 +171,42 @@ describe("the ngx transport inside nginx", function()
     assert.equal(3, sb:stats().requests)
   end)
 
+  describe("the batch on light threads", function()
+    it("returns every outcome in order; a broken task is an entry, the others go", function()
+      local r = call("batch", { n = 12, concurrency = 4, bad = 3 })
+      assert.equal(12, #r.results)
+      assert.equal(12, r.on_done_calls)
+      for i, o in ipairs(r.results) do
+        if i == 3 then
+          assert.equal("ValidationError", o.kind)
+        else
+          assert.is_true(o.ok, o.message)
+          assert.equal("ngx", o.transport)
+        end
+      end
+      assert.equal(11, sb:stats().accepted)
+      assert.is_true(sb:stats().connections <= 4)
+    end)
+
+    it("stops retrying when the retry budget is spent", function()
+      sb:fault{ count = 1000, kind = "status", status = 503 }
+      local r = call("batch", { n = 20, concurrency = 5, max_retries = 3, retry_budget = 4 })
+      for _, o in ipairs(r.results) do assert.equal("HttpError", o.kind) end
+      assert.equal(24, sb:stats().requests)
+    end)
+
+    it("overlaps: 20 answers held 200 ms at concurrency 20 take far less than 4 s #timing", function()
+      local slow = sandbox.start{ hold_ms = 200 }
+      local ok, e = pcall(function()
+        local r = call("batch", { base = slow.http_url, n = 20, concurrency = 20 })
+        for _, o in ipairs(r.results) do assert.is_true(o.ok, o.message) end
+        assert.is_true(r.seconds < 1.5, "took " .. r.seconds)
+      end)
+      slow:stop()
+      assert(ok, e)
+    end)
+  end)
+
   describe("with a sandbox whose clock is an hour ahead", function()
     local skewed
     setup(function() skewed = sandbox.start{ skew = 3600 } end)

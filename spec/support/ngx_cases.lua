@@ -70,6 +70,24 @@ function cases.timer(args)
   return { ok = false, message = "the timer gave no result within 5 s" }
 end
 
+-- A batch on light threads: ?n=tasks&concurrency=c&bad=<index of a task that breaks a rule>
+-- &retry_budget=r. Returns the outcomes in order, the seconds it took and how many ran at once.
+function cases.batch(args)
+  local c = client(args)
+  local tasks = {}
+  for i = 1, tonumber(args.n or 10) do tasks[i] = TASK end
+  if args.bad then tasks[tonumber(args.bad)] = { keyId = 299, recallType = 7 } end
+  local t0 = ngx.now()
+  ngx.update_time()
+  local calls = 0
+  local results = c:update_recall_tasks(tasks, { concurrency = tonumber(args.concurrency or 16),
+    retry_budget = tonumber(args.retry_budget), on_done = function() calls = calls + 1 end })
+  ngx.update_time()
+  local out = { seconds = ngx.now() - t0, on_done_calls = calls, results = {} }
+  for i, r in ipairs(results) do out.results[i] = outcome(c, r.res, r.err) end
+  return out
+end
+
 function M.run()
   local name = ngx.var.uri:match("^/case/([%w_]+)$")
   local f = name and cases[name]
