@@ -407,6 +407,20 @@ describe("the client against the sandbox", function()
       assert.is_nil(dump(err):find(sb.api_secret, 1, true))
       assert.truthy(err.message:find("<redacted>", 1, true))
     end)
+
+    it("keeps the secret and the Sign it made out of the client table, after calls too", function()
+      local c = client(sb)
+      assert(c:update_recall_task(task()))
+      local job = assert(c:start_recall_update(task()))
+      while c:poll(0.05) > 0 do end
+      assert(job:result())
+      local ts = c:prepare_recall_update(task()).headers.Timestamp
+      local text = dump(c) .. dump(job)
+      assert.is_nil(text:find(sb.api_secret, 1, true))
+      for d = -1, 1 do
+        assert.is_nil(text:find(core.sign(sb.api_key, sb.api_secret, tostring(tonumber(ts) + d)), 1, true))
+      end
+    end)
   end)
 end)
 

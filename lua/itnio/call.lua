@@ -38,6 +38,9 @@ _M.endpoints = {
 -- a job or an error (an inspect(), a debug print) cannot show them.
 local secrets = setmetatable({}, { __mode = "k" })
 
+-- The last second's Timestamp and Sign per client, kept out of the client table too.
+local signatures = setmetatable({}, { __mode = "k" })
+
 --- Keeps the client's secret where only signing and redaction can read it.
 function _M.keep_secret(client, secret)
   secrets[client] = secret
@@ -104,8 +107,9 @@ local function deadline_error(c)
 end
 _M.deadline_error = deadline_error
 
---- The request of the next attempt: { method, url, headers, lines, body, timeout,
--- connect_timeout }, signed now; or nil, TransportError "deadline".
+--- The request of the next attempt: { method, url, headers, body, timeout, connect_timeout },
+-- signed now; or nil, TransportError "deadline". For libcurl (c.lines set) the headers come
+-- as `lines` ("Name: value", as libcurl takes them) instead of a table.
 function _M.request(c)
   local client = c.client
   local timeout = client.timeout
@@ -117,15 +121,24 @@ function _M.request(c)
   end
   c.attempt = c.attempt + 1
   c.t0 = t
-  local ts = _M.timestamp(client)
-  local sign = core.sign(client.api_key, secrets[client], ts)
-  return {
-    method = "POST", url = c.url, body = c.body, timeout = timeout,
-    connect_timeout = client.connect_timeout,
-    headers = _M.headers(client, ts, sign),
-    -- the same headers as the lines libcurl takes, built once per attempt
-    lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign },
-  }
+  -- The Timestamp has whole seconds, so its Sign is made once a second per client.
+  local sec = floor(wall() + client.offset)
+  local signed = signatures[client]
+  if not signed or signed.sec ~= sec then
+    local ts = format("%d", sec)
+    local sign = core.sign(client.api_key, secrets[client], ts)
+    signed = { sec = sec, ts = ts, sign = sign,
+               lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign } }
+    signatures[client] = signed
+  end
+  local req = { method = "POST", url = c.url, body = c.body, timeout = timeout,
+                connect_timeout = client.connect_timeout }
+  if c.lines then
+    req.lines = signed.lines   -- libcurl copies them: one table serves every request of the second
+  else
+    req.headers = _M.headers(client, signed.ts, signed.sign)
+  end
+  return req
 end
 
 --- Calls a transport function, turning a raise or a malformed answer into a failure:

@@ -208,7 +208,9 @@ function Client:_send(endpoint, body, opts, budget)
   if self.closed then return nil, closed_error() end
   local transport, terr = self:_transport()
   if not transport then terr.attempts = 0; return nil, terr end
-  return call.run(call.new(self, endpoint, body, opts, budget), transport, compat.sleep)
+  local c = call.new(self, endpoint, body, opts, budget)
+  c.lines = self.transport_name == "curl"
+  return call.run(c, transport, compat.sleep)
 end
 
 --- client:update_recall_task(task [, opts]) -> res, or nil, err.

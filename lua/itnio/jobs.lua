@@ -242,8 +242,9 @@ function _M.install(Client, endpoint, closed_error)
         .. "(ngx.thread), or make the client with transport = \"curl\"" }
     end
     local r = runner_of(self)
-    local job = setmetatable({ call = call.new(self, endpoint, body, opts, budget),
-                               on_done = on_done, runner = r }, job_mt)
+    local c = call.new(self, endpoint, body, opts, budget)
+    c.lines = self.transport_name ~= "custom"   -- the multi handle takes libcurl's lines
+    local job = setmetatable({ call = c, on_done = on_done, runner = r }, job_mt)
     r.live[job] = true
     r.count = r.count + 1
     schedule(r, job, 0)   -- the first attempt starts in the next poll: no network here
