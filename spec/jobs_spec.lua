@@ -343,6 +343,21 @@ describe("client:update_recall_tasks", function()
     assert.is_true(sb:stats().connections <= 2)
   end)
 
+  it("multiplexes the batch on one HTTP/2 connection when the server offers it over TLS", function()
+    local h2 = sandbox.start{ http2 = true, hold_ms = 100 }
+    local ok, e = pcall(function()
+      local c = client(h2, { base_url = h2.https_url, cafile = h2.cafile })
+      local tasks = {}
+      for i = 1, 24 do tasks[i] = task() end
+      local results = c:update_recall_tasks(tasks, { concurrency = 8 })
+      for i = 1, 24 do assert.truthy(results[i].res, tostring(results[i].err)) end
+      assert.equal(24, h2:stats().accepted)
+      assert.equal(1, h2:stats().connections)
+    end)
+    h2:stop()
+    assert(ok, e)
+  end)
+
   it("stops retrying when the batch's retry budget is spent (an outage)", function()
     sb:fault{ count = 1000, kind = "status", status = 503 }
     local c = client(sb, { max_retries = 3 })

@@ -3,7 +3,7 @@
 -- client under test).
 --
 --   local sandbox = require "support.sandbox"
---   local sb = sandbox.start{ skew = 0, hold_ms = 0, allow_ip = nil, window = nil,
+--   local sb = sandbox.start{ skew = 0, hold_ms = 0, allow_ip = nil, window = nil, http2 = false,
 --                             keepalive_timeout = nil, key = nil, secret = nil }
 --   sb.http_url, sb.https_url, sb.cafile, sb.api_key, sb.api_secret, sb.prefix, sb.port, sb.tls_port
 --   sb:reset()  sb:fault{ kind = "code", code = -18, count = 1 }  sb:faults()  sb:stats()
@@ -201,6 +201,7 @@ function S.start(opts)
     opt("--skew", opts.skew)
     opt("--window", opts.window)
     opt("--hold-ms", opts.hold_ms)
+    if opts.http2 then opt("--http2", 1) end
     opt("--keepalive-timeout", opts.keepalive_timeout)
     opt("--key", opts.key)
     opt("--secret", opts.secret)
