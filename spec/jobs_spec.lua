@@ -117,6 +117,25 @@ describe("jobs", function()
     assert.is_true(found, table.concat(lines, "\n"))
   end)
 
+  it("says an on_done error once on stderr when the client has no logger", function()
+    local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local script = table.concat({
+      "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path",
+      "package.cpath = 'build/" .. lua .. "/?.so;' .. package.cpath",
+      "local c = assert(require('itnio').new{ api_key = 'k', api_secret = 's', base_url = '" .. sb.http_url .. "' })",
+      "local task = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }",
+      "for i = 1, 3 do assert(c:start_recall_update(task, { on_done = function() error('cb' .. i) end })) end",
+      "while c:poll(0.05) > 0 do end",
+      "print('polled to the end')",
+    }, "\n")
+    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. lua .. " -e "
+      .. sandbox.shell_quote(script))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("polled to the end", 1, true), out)
+    local _, n = out:gsub("on_done callback raised", "")
+    assert.equal(1, n, out)
+  end)
+
   -- The same scenario through update_recall_task and through a job gives the same outcome.
   local scenarios = {
     { "success", nil, {} },
