@@ -3,20 +3,29 @@
  *
  *   m = core.multi_new(opts)           same options as core.http_new
  *   id = m:add(method, url, header_lines, body, timeout, connect_timeout)
- *   running = m:perform()              does what is ready on every socket; never blocks
+ *   running = m:perform()              does what is ready on the sockets; never blocks
  *   id = m:next_done()                 a finished transfer's id, or nil
  *   ... = m:take(id)                   its outcome, as http:perform returns it; frees it
  *   sent = m:cancel(id)                stops a transfer (and frees it): did any byte leave?
  *   m:wait(seconds)                    blocks until a socket is ready or libcurl's own timer
  *   m:count()  m:close()
  *
+ * It runs libcurl's event API (curl_multi_socket_action) on an epoll set of its own: libcurl
+ * says which sockets it wants watched and when its next timer is due, and perform acts only
+ * on the sockets that are ready and the timers that are due. So a poll with 1000 transfers
+ * waiting costs one epoll_wait, not a pass over every transfer (curl_multi_perform's cost).
+ *
  * Memory: the userdata is made (zeroed, with __gc) before anything is allocated; the slot
  * table, the finished queue and each transfer hang off it the moment they exist, so a raise
  * anywhere (a bad argument, no memory) leaks nothing, and __gc/close free whatever is left,
  * transfers in flight included. Transfers are never handed to Lua as pointers: Lua holds an
  * integer id (slot and generation), so a stale id finds nothing instead of freed memory. */
+#include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 #include <curl/curl.h>
 
 #include "itnio.h"
@@ -39,6 +48,8 @@ typedef struct mxfer {
 
 typedef struct itnio_multi {
   CURLM      *multi;
+  int         epfd;     /* the sockets libcurl wants watched; -1 when closed */
+  double      timer_at; /* when libcurl's timer is due (monotonic seconds), or < 0: none */
   itnio_xfer  tmpl;     /* configured once; each transfer's handle is a duplicate of it */
   mxfer     **slots;    /* slot i: a transfer (any state), or NULL before its first use */
   size_t      nslots, cap;
@@ -65,8 +76,44 @@ static void multi_release(itnio_multi *m) {
   m->free_ids = m->done = NULL;
   m->nslots = m->cap = m->nfree = m->ndone = m->done_head = m->nrunning = m->nidle = 0;
   itnio_xfer_release(&m->tmpl);
-  if (m->multi) curl_multi_cleanup(m->multi);
+  if (m->multi) curl_multi_cleanup(m->multi);   /* may still tell on_socket to forget fds */
   m->multi = NULL;
+  if (m->epfd >= 0) close(m->epfd);
+  m->epfd = -1;
+}
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* libcurl's socket callback: watch s for what libcurl wants (never raises, never calls Lua). */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+  itnio_multi *m = (itnio_multi *)userp;
+  struct epoll_event ev;
+  (void)e;
+  (void)socketp;
+  if (m->epfd < 0) return 0;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, s, NULL);
+    return 0;
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.data.fd = s;
+  if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+  if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+    epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ev);
+  return 0;
+}
+
+/* libcurl's timer callback: remember when to call it back (-1: no timer). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+  itnio_multi *m = (itnio_multi *)userp;
+  (void)multi;
+  m->timer_at = timeout_ms < 0 ? -1.0 : mono_now() + (double)timeout_ms / 1000.0;
+  return 0;
 }
 
 static itnio_multi *check_multi(lua_State *L) {
@@ -98,9 +145,17 @@ static int multi_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   m = (itnio_multi *)itnio_newuserdata(L, sizeof *m);
   memset(m, 0, sizeof *m);
+  m->epfd = -1;
+  m->timer_at = -1.0;
   luaL_getmetatable(L, MULTI_MT);
   lua_setmetatable(L, -2);
+  if ((m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+    return luaL_error(L, "itnio: epoll_create1 failed (%s)", strerror(errno));
   if (!(m->multi = curl_multi_init())) return luaL_error(L, "itnio: curl_multi_init failed");
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket), "SOCKETFUNCTION");
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m), "SOCKETDATA");
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer), "TIMERFUNCTION");
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m), "TIMERDATA");
   /* HTTP/2 streams share one connection when the server offers it over TLS. */
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX), "PIPELINING");
   itnio_xfer_configure(L, &m->tmpl, 1);
@@ -209,13 +264,10 @@ static int multi_add(lua_State *L) {
   return 1;
 }
 
-/* m:perform() -> running. Does what is ready without waiting; finished transfers queue up
- * for next_done. */
-static int multi_perform(lua_State *L) {
-  itnio_multi *m = check_multi(L);
-  int running = 0, left = 0;
+/* Queues the transfers libcurl says have finished. */
+static void harvest(itnio_multi *m) {
+  int left = 0;
   CURLMsg *msg;
-  multi_check(L, curl_multi_perform(m->multi, &running), "perform");
   while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
     mxfer *t = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
@@ -227,6 +279,29 @@ static int multi_perform(lua_State *L) {
     m->nrunning--;
     if (!t->queued) { t->queued = 1; m->done[m->ndone++] = t->slot; }
   }
+}
+
+/* m:perform() -> running. Acts on the sockets that are ready and libcurl's timer if it is
+ * due, without waiting; finished transfers queue up for next_done. */
+static int multi_perform(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  struct epoll_event ev[64];
+  int n, i, running = 0, rounds = 0;
+  do {   /* more than 64 ready sockets: take the rest too, a bounded number of times */
+    n = epoll_wait(m->epfd, ev, 64, 0);
+    for (i = 0; i < n; i++) {
+      int flags = 0;
+      if (ev[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+      if (ev[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (ev[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+      multi_check(L, curl_multi_socket_action(m->multi, ev[i].data.fd, flags, &running), "socket_action");
+    }
+  } while (n == 64 && ++rounds < 16);
+  if (m->timer_at >= 0 && mono_now() >= m->timer_at) {
+    m->timer_at = -1.0;   /* the action may set the next one */
+    multi_check(L, curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running), "socket_action");
+  }
+  harvest(m);
   lua_pushinteger(L, (lua_Integer)m->nrunning);
   return 1;
 }
@@ -280,14 +355,20 @@ static int multi_cancel(lua_State *L) {
 }
 
 /* m:wait(seconds): blocks until a socket of the transfers is ready, libcurl's own timer
- * is due, or the time passes (0 returns at once). */
+ * is due, or the time passes (0 returns at once). It only waits: perform acts. */
 static int multi_wait(lua_State *L) {
   itnio_multi *m = check_multi(L);
   lua_Number s = luaL_checknumber(L, 2);
-  int ms, nfds = 0;
+  struct epoll_event ev;
+  int ms;
   if (!(s >= 0 && s <= 86400)) return luaL_argerror(L, 2, "seconds must be from 0 to 86400");
+  if (m->timer_at >= 0) {
+    double due = m->timer_at - mono_now();
+    if (due < s) s = due > 0 ? due : 0;
+  }
   ms = (int)(s * 1000.0 + 0.999);
-  multi_check(L, curl_multi_poll(m->multi, NULL, 0, ms, &nfds), "poll");
+  if (ms > 0 && epoll_wait(m->epfd, &ev, 1, ms) < 0 && errno != EINTR)
+    return luaL_error(L, "itnio: epoll_wait failed (%s)", strerror(errno));
   return 0;
 }
 
