@@ -251,7 +251,8 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
   const char *url = luaL_checklstring(L, a + 1, &urllen);
   const char *body = NULL;
   long timeout_ms, connect_ms;
-  int is_post = 0;
+  int is_post = 0, match;
+  const struct curl_slist *old;
   CURL *e = x->easy;
 
   luaL_checktype(L, a + 2, LUA_TTABLE);
@@ -264,8 +265,12 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
   if (strlen(url) != urllen || strpbrk(url, "\r\n \t"))
     luaL_argerror(L, a + 1, "url must not contain white space, CR, LF or NUL");
 
-  /* Check every header line first: nothing below may raise while the list is half built. */
+  /* Check every header line first: nothing below may raise while the list is half built.
+   * The lines change once a second (Timestamp, Sign): while they are the same as the last
+   * request's, its list is kept, which spares libcurl a copy of every line. */
   nh = (size_t)itnio_rawlen(L, a + 2);
+  old = x->hdrs;
+  match = old != NULL;
   for (i = 1; i <= nh; i++) {
     size_t n;
     const char *line;
@@ -274,23 +279,31 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
     line = lua_tolstring(L, -1, &n);
     if (strlen(line) != n || strpbrk(line, "\r\n") || !strchr(line, ':'))
       luaL_argerror(L, a + 2, "a header line must be 'Name: value' without CR, LF or NUL");
+    if (match) {
+      if (old && strcmp(old->data, line) == 0) old = old->next;
+      else match = 0;
+    }
     lua_pop(L, 1);
   }
-  curl_slist_free_all(x->hdrs);
-  x->hdrs = NULL;
-  for (i = 1; i <= nh; i++) {
-    struct curl_slist *l;
-    lua_rawgeti(L, a + 2, (int)i);
-    l = curl_slist_append(x->hdrs, lua_tostring(L, -1));   /* libcurl copies the line */
-    lua_pop(L, 1);
-    if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
-    x->hdrs = l;
-  }
-  if (is_post) {
-    /* An empty Expect stops libcurl's 100-continue round trip on large bodies. */
-    struct curl_slist *l = curl_slist_append(x->hdrs, "Expect:");
-    if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
-    x->hdrs = l;
+  /* An empty Expect stops libcurl's 100-continue round trip on large bodies (POST only). */
+  if (match) match = is_post ? (old && !old->next && strcmp(old->data, "Expect:") == 0) : old == NULL;
+  if (!match) {
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    for (i = 1; i <= nh; i++) {
+      struct curl_slist *l;
+      lua_rawgeti(L, a + 2, (int)i);
+      l = curl_slist_append(x->hdrs, lua_tostring(L, -1));   /* libcurl copies the line */
+      lua_pop(L, 1);
+      if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
+      x->hdrs = l;
+    }
+    if (is_post) {
+      struct curl_slist *l = curl_slist_append(x->hdrs, "Expect:");
+      if (!l) luaL_error(L, "itnio: not enough memory for the request headers");
+      x->hdrs = l;
+    }
   }
 
   x->body.len = x->head.len = 0;
@@ -323,20 +336,17 @@ int itnio_xfer_sent(itnio_xfer *x) {
 }
 
 /* After a transfer ended with rc: lets go of the request, pushes what http:perform returns
- *   -> status, headers, body, info          on an answer (any HTTP status)
+ *   -> status, head, body, reused           on an answer (any HTTP status)
  *   -> nil, { kind, code, message, sent }   when no answer came (transport failure)
- * and returns how many values it pushed. */
+ * and returns how many values it pushed. head is the answer's raw header block (the last
+ * answer's, after any 1xx), for core.parse_headers when a header is wanted: most answers
+ * never need one parsed. reused: the answer came on a kept-alive connection. */
 int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
   long status = 0, nconn = 0;
-  double total = 0;
   int sent = itnio_xfer_sent(x);
-  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
-  curl_slist_free_all(x->hdrs);
-  x->hdrs = NULL;
+  curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);   /* (the header list stays, for reuse) */
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
-  curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &total);
 
   if (rc != CURLE_OK || x->oom) {
     const char *kind = x->oom ? "memory" : error_kind(rc, x);
@@ -358,19 +368,15 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
     return 2;
   }
   lua_pushinteger(L, (lua_Integer)status);
-  itnio_http_push_headers(L, x->head.p, x->head.len);
+  lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.len);
   lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
-  lua_createtable(L, 0, 2);
   lua_pushboolean(L, nconn == 0);
-  lua_setfield(L, -2, "reused");
-  lua_pushnumber(L, (lua_Number)total);
-  lua_setfield(L, -2, "seconds");
   if (x->body.cap > 64 * 1024) membuf_free(&x->body);   /* keep small buffers for the next call */
   return 4;
 }
 
-/* http:perform(method, url, headers, body, timeout, connect_timeout): see itnio_xfer_finish;
- * info = { reused = bool, seconds = n }. Blocks until the answer or a failure. */
+/* http:perform(method, url, header_lines, body, timeout, connect_timeout): see
+ * itnio_xfer_finish. Blocks until the answer or a failure. */
 static int http_perform(lua_State *L) {
   itnio_http *h = check_http(L);
   itnio_xfer_request(L, &h->x, 2, 0);
@@ -387,6 +393,14 @@ static const luaL_Reg http_methods[] = {
   { "close",   http_close },
   { NULL, NULL }
 };
+
+/* core.parse_headers(block) -> { ["lower-case name"] = value } for a raw header block. */
+static int parse_headers(lua_State *L) {
+  size_t n;
+  const char *block = luaL_checklstring(L, 1, &n);
+  itnio_http_push_headers(L, block, n);
+  return 1;
+}
 
 /* core.curl_version() -> "7.88.1" */
 static int curl_version_text(lua_State *L) {
@@ -419,6 +433,8 @@ void itnio_http_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
+  lua_pushcfunction(L, parse_headers);
+  lua_setfield(L, -2, "parse_headers");
   lua_pushcfunction(L, curl_version_text);
   lua_setfield(L, -2, "curl_version");
 }

@@ -113,7 +113,7 @@ typedef struct itnio_membuf {
  * libcurl's callbacks only append to body/head: they never call Lua and never raise. */
 typedef struct itnio_xfer {
   CURL              *easy;
-  struct curl_slist *hdrs;        /* the request in flight's header list */
+  struct curl_slist *hdrs;        /* the last request's header list (kept while it is the same) */
   itnio_membuf       body, head;  /* the answer */
   size_t             max_body;
   int                too_large;   /* the answer passed max_body: a callback stopped it */

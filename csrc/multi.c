@@ -219,8 +219,6 @@ static void recycle(itnio_multi *m, size_t slot) {
   mxfer *t = m->slots[slot];
   t->state = X_FREE;
   t->gen++;
-  curl_slist_free_all(t->x.hdrs);
-  t->x.hdrs = NULL;
   if (m->nidle >= IDLE_KEEP || t->x.body.cap > 64 * 1024) itnio_xfer_release(&t->x);
   else m->nidle++;
   m->free_ids[m->nfree++] = slot;

@@ -427,6 +427,38 @@ end)
 describe("itnio.core's HTTP handle", function()
   local core_http = core.http_new{}
 
+  it("parses a raw header block only when asked: lower-case names, repeats joined", function()
+    local h = core.parse_headers("HTTP/1.1 503 Busy\r\nDate: Tue, 24 Nov 2026 07:00:00 GMT\r\n"
+      .. "Retry-After:  7 \r\nX-A: 1\r\nx-a: 2\r\n\r\n")
+    assert.same({ date = "Tue, 24 Nov 2026 07:00:00 GMT", ["retry-after"] = "7", ["x-a"] = "1, 2" }, h)
+    assert.same({}, core.parse_headers(""))
+    assert.has_error(function() core.parse_headers(nil) end)
+  end)
+
+  it("sends each request's own header lines, also when the previous lines are kept", function()
+    local sb = sandbox.start{}
+    local ok, e = pcall(function()
+      local h = core.http_new{}
+      local url = sb.http_url .. "/voice/recallFlow/update"
+      local body = assert(core.encode_recall_update(task()))
+      local function lines(ts)
+        return { "Content-Type: application/json;charset=UTF-8", "Api-Key: " .. sb.api_key,
+                 "Timestamp: " .. ts, "Sign: " .. core.sign(sb.api_key, sb.api_secret, ts) }
+      end
+      local now = tostring(os.time())
+      for _, l in ipairs{ lines(now), lines(now), lines("12"), lines(now), { "X-Only: 1" } } do
+        local status, head, answer = h:perform("POST", url, l, body, 5, 5)
+        assert.equal(200, status, head)
+        local code = cjson.decode(answer).code
+        if l[3] == "Timestamp: 12" then assert.equal(-16, code)
+        elseif #l == 1 then assert.equal(-1, code)
+        else assert.equal(0, code) end
+      end
+    end)
+    sb:stop()
+    assert(ok, e)
+  end)
+
   it("refuses header lines with CR, LF or NUL before anything is sent (header injection)", function()
     for _, line in ipairs({ "X-A: 1\r\nX-Evil: 2", "X-A: 1\nX-Evil: 2", "X-A: 1\0X", "NoColon" }) do
       local ok, err = pcall(core_http.perform, core_http, "POST", "http://127.0.0.1:9/", { line }, "{}", 1, 1)

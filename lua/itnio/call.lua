@@ -160,6 +160,17 @@ function _M.attempt(transport, req)
   return nil, r2
 end
 
+--- The answer's headers (lower-case names): a transport's own table, or libcurl's raw block
+-- parsed now (most answers never need it).
+function _M.answer_headers(resp)
+  local h = resp.headers
+  if type(h) ~= "table" then
+    h = type(resp.head) == "string" and core.parse_headers(resp.head) or {}
+    resp.headers = h
+  end
+  return h
+end
+
 -- Retry-After: delta-seconds or an HTTP date (against the answer's Date, else our clock).
 local function retry_after(value, date)
   if type(value) ~= "string" then return nil end
@@ -180,8 +191,9 @@ end
 
 --- An answer -> result, or nil, typed error (before attempts and redaction are added).
 function _M.classify(resp)
-  local status, headers = resp.status, resp.headers or {}
+  local status = resp.status
   if status < 200 or status > 299 then
+    local headers = _M.answer_headers(resp)
     return nil, errors.HttpError.new{
       http_status = status, retryable = status == 429 or status >= 500,
       retry_after = retry_after(headers["retry-after"], headers["date"]),
@@ -247,7 +259,7 @@ function _M.outcome(c, resp, terr)
   local again, delay = false, 0
   if err.kind == "TimestampExpiredError" and not c.skew_fixed then
     -- Learn the server's clock from its Date header and resend at once, re-signed.
-    local server = compat.parse_http_date(resp.headers and resp.headers["date"])
+    local server = compat.parse_http_date(_M.answer_headers(resp)["date"])
     if server then
       client.offset = server - floor(wall())
       c.skew_fixed, again = true, true

@@ -137,13 +137,13 @@ local function step(r)
     while id do
       local job = r.by_id[id]
       r.by_id[id] = nil
-      local status, headers, body, info = m:take(id)
+      local status, head, body, reused = m:take(id)
       if job then
         job.id = nil
         if status then
-          advance(r, job, { status = status, headers = headers, body = body, reused = info.reused })
+          advance(r, job, { status = status, head = head, body = body, reused = reused })
         else
-          advance(r, job, nil, headers)
+          advance(r, job, nil, head)
         end
       end
       id = m:next_done()
@@ -155,11 +155,12 @@ end
 -- The callbacks of the jobs that ended: an error in one is logged, never raised.
 local function deliver(r)
   local ended = r.ended
-  if #ended == 0 then return end
-  r.ended = {}
-  for i = 1, #ended do
+  local n = #ended
+  if n == 0 then return end
+  r.ended = {}   -- (a callback may start jobs that end in a later poll)
+  for i = 1, n do
     local job = ended[i]
-    local ok, why = pcall(job.on_done, job.res, job.err)
+    local ok, why = pcall(job.on_done, job.res, job.err, job)
     if not ok then
       local client = r.client
       local msg = "itnio: an on_done callback raised: " .. tostring(call.redact(client, tostring(why)))
@@ -247,12 +248,16 @@ function _M.install(Client, endpoint, closed_error)
     local job = setmetatable({ call = c, on_done = on_done, runner = r }, job_mt)
     r.live[job] = true
     r.count = r.count + 1
-    schedule(r, job, 0)   -- the first attempt starts in the next poll: no network here
+    if self.transport_name == "custom" then
+      schedule(r, job, 0)   -- a transport function of the caller's runs from poll only
+    else
+      launch(r, job)        -- multi:add only queues the transfer: libcurl acts in poll
+    end
     return job
   end
 
   --- client:start_recall_update(task [, opts]) -> job, or nil, ValidationError (nothing
-  -- sent). Never waits on the network. opts: passthrough, deadline, on_done(res, err).
+  -- sent). Never waits on the network. opts: passthrough, deadline, on_done(res, err, job).
   function Client:start_recall_update(task, opts)
     local on_done = opts and opts.on_done
     check_on_done(on_done, "start_recall_update")
@@ -371,8 +376,9 @@ function _M.install(Client, endpoint, closed_error)
     -- Elsewhere: jobs on the client's multi handle, at most conc in flight.
     local r = runner_of(self)
     local nexti, active = 0, 0
-    local function on_end_of(i)
-      return function(res, err) active = active - 1; settle(i, res, err) end
+    local function on_end(res, err, job)
+      active = active - 1
+      settle(job.index, res, err)
     end
     while true do
       while active < conc and nexti < n do
@@ -381,8 +387,8 @@ function _M.install(Client, endpoint, closed_error)
         local body, err = body_of(i)
         if body then
           local job
-          job, err = start(self, body, copts, budget, on_end_of(i))
-          if job then active = active + 1 else settle(i, nil, err) end
+          job, err = start(self, body, copts, budget, on_end)
+          if job then job.index = i; active = active + 1 else settle(i, nil, err) end
         else
           settle(i, nil, err)
         end

@@ -8,7 +8,8 @@ local pairs, sort = pairs, table.sort
 local _M = {}
 
 --- _M.new(opts) -> transport function, handle. opts: cafile, capath, proxy, user_agent,
--- max_body, insecure (exactly true turns verification off).
+-- max_body, insecure (exactly true turns verification off). Its answers carry the raw
+-- header block as `head` (parsed only when the client needs a header), not `headers`.
 function _M.new(opts)
   local h = core.http_new{
     cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy,
@@ -21,10 +22,10 @@ function _M.new(opts)
       for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
       sort(lines)
     end
-    local status, headers, body, info = h:perform(req.method, req.url, lines, req.body,
-                                                  req.timeout, req.connect_timeout)
-    if not status then return nil, headers end
-    return { status = status, headers = headers, body = body, reused = info.reused }
+    local status, head, body, reused = h:perform(req.method, req.url, lines, req.body,
+                                                 req.timeout, req.connect_timeout)
+    if not status then return nil, head end
+    return { status = status, head = head, body = body, reused = reused }
   end
   return transport, h
 end
