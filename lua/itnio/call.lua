@@ -63,9 +63,24 @@ function _M.headers(client, ts, sign)
   return { ["Content-Type"] = CONTENT_TYPE, ["Api-Key"] = client.api_key, Timestamp = ts, Sign = sign }
 end
 
+-- Now in whole seconds on the client's (skew-fixed) clock. Never negative: a server whose
+-- Date is before 1970 (a box without a real-time clock) moves the offset, not the sign.
+local function epoch_second(client)
+  local sec = floor(wall() + client.offset)
+  if not (sec >= 0) then sec = 0 end
+  return sec
+end
+
 --- The Timestamp header for now on the client's (skew-fixed) clock.
 function _M.timestamp(client)
-  return format("%d", floor(wall() + client.offset))
+  return format("%d", epoch_second(client))
+end
+
+-- Seconds as a message shows them: whole numbers plainly, any number without raising.
+local function seconds_text(n)
+  if not (n >= -1e15 and n <= 1e15) then return format("%.3g", n) end   -- huge, inf, nan
+  if n == floor(n) then return format("%d", n) end
+  return format("%.1f", n)
 end
 
 --- The body for task, or nil, ValidationError. A task that is not a table, or a passthrough
@@ -122,7 +137,7 @@ function _M.request(c)
   c.attempt = c.attempt + 1
   c.t0 = t
   -- The Timestamp has whole seconds, so its Sign is made once a second per client.
-  local sec = floor(wall() + client.offset)
+  local sec = epoch_second(client)
   local signed = signatures[client]
   if not signed or signed.sec ~= sec then
     local ts = format("%d", sec)
@@ -270,7 +285,8 @@ function _M.outcome(c, resp, terr)
     delay = random() * ceiling   -- full jitter
     if err.retry_after then
       if err.retry_after > client.max_retry_after then
-        err.message = err.message .. format(" (Retry-After %ds is longer than max_retry_after)", err.retry_after)
+        err.message = err.message .. format(" (Retry-After %ss is longer than max_retry_after)",
+                                            seconds_text(err.retry_after))
       else
         delay, again = max(delay, err.retry_after), true
       end
