@@ -119,7 +119,8 @@ int itnio_curl_ok(lua_State *L, CURLcode rc, const char *what) {
 }
 
 /* Makes x's easy handle and sets what stays the same for every request from the options
- * table at index opts: cafile, capath, proxy, user_agent, max_body (bytes), insecure
+ * table at index opts: cafile, capath, proxy (a URL, or true: the environment's; none when
+ * unset), user_agent, max_body (bytes), insecure
  * (verification stays on unless it is exactly true). x must already be owned by a userdata. */
 void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   const char *s;
@@ -143,7 +144,17 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L), "SSL_VERIFYHOST");
   if ((s = opt_string(L, opts, "cafile")))     itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_CAINFO, s), "CAINFO");
   if ((s = opt_string(L, opts, "capath")))     itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_CAPATH, s), "CAPATH");
-  if ((s = opt_string(L, opts, "proxy")))      itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_PROXY, s), "PROXY");
+  /* A proxy only when asked: a URL, or true for the environment's (http_proxy, https_proxy,
+   * all_proxy, no_proxy, as libcurl reads them). Unset, "" turns libcurl's own reading of the
+   * environment off, so the key, the Sign and the body never go to a proxy nobody chose. */
+  lua_getfield(L, opts, "proxy");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 1);
+    s = opt_string(L, opts, "proxy");
+    itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_PROXY, s ? s : ""), "PROXY");
+  }
   if ((s = opt_string(L, opts, "user_agent"))) itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_USERAGENT, s), "USERAGENT");
 
   lua_getfield(L, opts, "max_body");

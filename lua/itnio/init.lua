@@ -77,7 +77,8 @@ end
 --- itnio.new(opts) -> client, or nil, ConfigError.
 -- opts: api_key, api_secret (required); base_url; timeout (10 s), connect_timeout (3 s);
 -- max_retries (2), backoff_base (0.5 s), backoff_cap (8 s), max_retry_after (60 s),
--- deadline (s, none); cafile, capath, proxy, user_agent, max_body (1 MiB); insecure
+-- deadline (s, none); cafile, capath, proxy (a URL, or true: the environment's http_proxy
+-- and friends; none when unset, whatever the environment says), user_agent, max_body (1 MiB); insecure
 -- (exactly true: TLS not verified, loudly); allow_http (plain http to a non-loopback host);
 -- logger(level, message, fields); transport ("curl", "ngx" or a function); passthrough.
 function _M.new(opts)
@@ -89,9 +90,13 @@ function _M.new(opts)
     ok, why = check_text(opts, name, true)
     if not ok then return config_error(why) end
   end
-  for _, name in ipairs({ "cafile", "capath", "proxy", "user_agent" }) do
+  for _, name in ipairs({ "cafile", "capath", "user_agent" }) do
     ok, why = check_text(opts, name, false)
     if not ok then return config_error(why) end
+  end
+  if opts.proxy ~= true then
+    ok, why = check_text(opts, "proxy", false)
+    if not ok then return config_error(why .. " (a proxy URL, or true for the environment's)") end
   end
   local scheme, host, base = parse_base_url(opts.base_url or DEFAULT_BASE_URL)
   if not scheme then return config_error(host) end
