@@ -58,6 +58,33 @@ function _M.redact(client, s)
   return s
 end
 
+-- v with the secret redacted in every string, keys included (a decoded answer: a tree).
+local function redact_tree(client, v, depth)
+  if type(v) == "string" then return _M.redact(client, v) end
+  if type(v) ~= "table" or depth > 1000 then return v end
+  local moved
+  for k, x in pairs(v) do
+    local nk, nx = redact_tree(client, k, depth + 1), redact_tree(client, x, depth + 1)
+    if nk ~= k then moved = moved or {}; moved[#moved + 1] = { k, nk, nx }
+    elseif nx ~= x then v[k] = nx end
+  end
+  if moved then
+    for i = 1, #moved do v[moved[i][1]] = nil end
+    for i = 1, #moved do v[moved[i][2]] = moved[i][3] end
+  end
+  return v
+end
+
+--- A success's message and data with the client's secret redacted, when the answer's body
+-- may hold it (a body without it and without escapes cannot: its strings are its substrings).
+function _M.redact_result(client, res, body)
+  local secret = secrets[client]
+  if not secret or (not find(body, secret, 1, true) and not find(body, "\\", 1, true)) then return res end
+  res.message = _M.redact(client, res.message)
+  res.data = redact_tree(client, res.data, 1)
+  return res
+end
+
 --- The headers of one attempt (a fresh table: a transport may keep what it was given).
 function _M.headers(client, ts, sign)
   return { ["Content-Type"] = CONTENT_TYPE, ["Api-Key"] = client.api_key, Timestamp = ts, Sign = sign }
@@ -264,6 +291,7 @@ function _M.outcome(c, resp, terr)
   local budget = c.budget
   if res then
     res.attempts = c.attempt
+    _M.redact_result(client, res, resp.body)
     if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
     if fields then client:_log("info", "itnio: task updated", fields) end
     return "done", res
