@@ -1,7 +1,6 @@
 /* The body's output buffer and JSON scalars: strings (validated as UTF-8 while escaped),
  * integers, and doubles in their shortest exact form. */
 #include <float.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,18 +168,25 @@ void itnio_json_integer(lua_State *L, itnio_buf *b, int64_t v) {
 
 size_t itnio_fmt_double(char *out, double v) {
   /* %.15g is exact for most values people write; widen only when reading back differs.
-   * printf and strtod follow the C locale's decimal point, which a host may have changed. */
-  char dp = localeconv()->decimal_point[0];
-  int n = 0;
+   * printf and strtod both follow the thread's numeric locale, so the read-back compares
+   * like with like; then whatever the locale wrote between the digits (its decimal point:
+   * "," or a multi-byte one such as U+066B) becomes JSON's '.'. No localeconv, no setlocale. */
+  int n = 0, i, o = 0;
   /* Any decimal of up to 15 digits survives a trip through a normal double, so %.15g is
    * already shortest when it reads back; subnormals have fewer bits, so try every width. */
   for (int prec = (fabs(v) < DBL_MIN && v != 0) ? 1 : 15; prec <= 17; prec++) {
     n = snprintf(out, 32, "%.*g", prec, v);
     if (strtod(out, NULL) == v) break;
   }
-  if (dp != '.')
-    for (int i = 0; i < n; i++) if (out[i] == dp) out[i] = '.';
-  return (size_t)n;
+  if (n < 0) n = 0;
+  if (n > 31) n = 31;
+  for (i = 0; i < n; i++) {
+    char c = out[i];
+    if ((c >= '0' && c <= '9') || c == 'e' || c == '-' || c == '+') out[o++] = c;
+    else if (o == 0 || out[o - 1] != '.') out[o++] = '.';   /* one '.' for the whole run */
+  }
+  out[o] = '\0';
+  return (size_t)o;
 }
 
 void itnio_json_double(lua_State *L, itnio_buf *b, double v) {
