@@ -10,6 +10,7 @@
 
 #define ITNIO_VERSION      "0.1.0"
 #define ITNIO_MAX_ERRORS   100
+#define ITNIO_MAX_HEAD     (64 * 1024)   /* an answer's header block, as the nginx reader caps it */
 /* Integers must be exact in every JSON reader and in LuaJIT's doubles (RFC 8259, section 6). */
 #define ITNIO_SAFE_INT     9007199254740991.0   /* 2^53 - 1 */
 
@@ -117,6 +118,7 @@ typedef struct itnio_xfer {
   itnio_membuf       body, head;  /* the answer */
   size_t             max_body;
   int                too_large;   /* the answer passed max_body: a callback stopped it */
+  int                head_too_large; /* its headers passed ITNIO_MAX_HEAD */
   int                oom;         /* a callback could not allocate */
   char               errbuf[CURL_ERROR_SIZE];
 } itnio_xfer;
