@@ -470,12 +470,19 @@ static void emit_passthrough(walker *w, const object *o, int first, int k, int v
       }
       return;
     case LUA_TNUMBER: {
+      /* Whole numbers follow the rule known fields follow: within +-(2^53-1). */
       double d = (double)lua_tonumber(L, v);
-#if LUA_VERSION_NUM >= 503
-      if (lua_isinteger(L, v)) { if (EMIT(w)) itnio_json_integer(L, w->b, (int64_t)lua_tointeger(L, v)); return; }
-#endif
+      int64_t iv;
+      char tmp[32];
+      int ir = (d - d != 0 && !itnio_isinteger(L, v)) ? INT_BAD : read_int(L, v, &iv);
+      if (ir == INT_OK) { if (EMIT(w)) itnio_json_integer(L, w->b, iv); return; }
+      if (ir == INT_UNSAFE) {
+        push_display_key(L, o->node, key, kl);
+        fail_at(w, o->s->unknown_rule, "must be a whole number within +-(2^53-1) to be passed"
+                " through, got %s%s", value_text(L, v, tmp), unsafe_note);
+        return;
+      }
       if (d - d != 0) {   /* NaN or infinite */
-        char tmp[32];
         push_display_key(L, o->node, key, kl);
         fail_at(w, o->s->unknown_rule, "must be a finite number to be passed through, got %s", value_text(L, v, tmp));
         return;
@@ -540,7 +547,7 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
   base = lua_gettop(L);
   for (i = 0; i < nf; i++) lua_pushnil(L);
   lua_pushnil(L);
-  extras = lua_gettop(L);   /* the list of passthrough keys, made when one comes */
+  extras = lua_gettop(L);   /* passthrough keys and values, in pairs, made when one comes */
 
   /* 1. Sort the raw fields into their slots. */
   lua_pushnil(L);
@@ -557,9 +564,13 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
     if (f >= 0) { lua_replace(L, base + 1 + f); continue; }
     /* A near miss of a known name ("keyid") is a typo even in passthrough mode. */
     if (w->passthrough && lua_type(L, -2) == LUA_TSTRING && is_scalar(L, -1) && near < 0) {
+      /* The value is kept with its key: read once, so a finalizer or a metamethod that runs
+       * before step 4 cannot change what is sent after it was checked. */
       if (lua_isnil(L, extras)) { lua_newtable(L); lua_replace(L, extras); }
       lua_pushvalue(L, -2);
-      lua_rawseti(L, extras, ++nextra);
+      lua_rawseti(L, extras, 2 * ++nextra - 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, extras, 2 * nextra);
     } else {
       unknown_key(w, &o);
     }
@@ -616,9 +627,8 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
 
   /* 4. Passthrough fields, after the known ones. */
   for (i = 1; i <= nextra && !w->full; i++) {
-    lua_rawgeti(L, extras, i);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, t);
+    lua_rawgeti(L, extras, 2 * i - 1);
+    lua_rawgeti(L, extras, 2 * i);
     emit_passthrough(w, &o, first, lua_gettop(L) - 1, lua_gettop(L));
     first = 0;
     lua_pop(L, 2);
