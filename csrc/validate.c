@@ -470,15 +470,16 @@ static void emit_passthrough(walker *w, const object *o, int first, int k, int v
       }
       return;
     case LUA_TNUMBER: {
-      /* Whole numbers follow the rule known fields follow: within +-(2^53-1). */
+      /* Lua integers (5.3+) follow the rule known fields follow: within +-(2^53-1), beyond
+       * which a JSON reader may round them. A float is sent as the double it is (exact). */
       double d = (double)lua_tonumber(L, v);
       int64_t iv;
       char tmp[32];
-      int ir = (d - d != 0 && !itnio_isinteger(L, v)) ? INT_BAD : read_int(L, v, &iv);
+      int ir = itnio_isinteger(L, v) ? read_int(L, v, &iv) : INT_BAD;
       if (ir == INT_OK) { if (EMIT(w)) itnio_json_integer(L, w->b, iv); return; }
       if (ir == INT_UNSAFE) {
         push_display_key(L, o->node, key, kl);
-        fail_at(w, o->s->unknown_rule, "must be a whole number within +-(2^53-1) to be passed"
+        fail_at(w, o->s->unknown_rule, "must be an integer within +-(2^53-1) to be passed"
                 " through, got %s%s", value_text(L, v, tmp), unsafe_note);
         return;
       }
