@@ -10,6 +10,7 @@ local tcp = ngx.socket.tcp
 local tonumber, tostring, pairs = tonumber, tostring, pairs
 local concat, sort = table.concat, table.sort
 local find, lower, sub, format = string.find, string.lower, string.sub, string.format
+local min = math.min
 
 local _M = {}
 
@@ -18,6 +19,7 @@ _M.default_user_agent = "lua-itnio/" .. require("itnio.core")._VERSION .. " ngx_
 
 local MAX_HEADER_BYTES = 64 * 1024
 local MAX_STALE_RETRIES = 8    -- pooled connections found closed, dropped before a fresh one
+local MAX_INTERIM = 8          -- 1xx answers read past before the final one
 local KEEPALIVE_MS, POOL_SIZE = 60000, 32
 
 local function parse_url(url)
@@ -40,35 +42,129 @@ local function io_kind(err)
   return "reset"   -- closed, connection reset by peer, broken pipe...
 end
 
--- A line reader bounded to max bytes: line, or nil, error ("too long" past max).
-local function line_reader(sock)
-  local reader = sock:receiveuntil("\r\n")
-  return function(max)
-    local line, err, partial = reader(max)
-    if not line then return nil, err, partial end
-    local more = reader(1)          -- nil: the boundary came within max bytes
-    if more then return nil, "too long" end
-    return line
+-- A buffered reader bounded in time as a whole: every read is armed with what is left until
+-- `deadline` (ms on ngx.now()'s clock) and takes what has come (receiveany), so a peer that
+-- dribbles a byte at a time cannot stretch an attempt past its timeout (the cosocket's own
+-- timeouts are per operation, and every byte resets them).
+local function new_reader(sock, deadline, connect_ms)
+  local buf, pos = "", 1
+  local r = { got_any = false }
+
+  local function fill(max)
+    ngx.update_time()
+    local left = deadline - ngx.now() * 1000
+    if left <= 0 then return nil, "timeout" end
+    sock:settimeouts(connect_ms, left, left)
+    local data, err = sock:receiveany(max)
+    if not data then return nil, err end
+    r.got_any = true
+    if pos > #buf then buf, pos = data, 1 else buf, pos = sub(buf, pos) .. data, 1 end
+    return true
   end
+
+  --- A line without its CRLF, at most max bytes: line, or nil, error ("too long" past max).
+  function r.line(max)
+    while true do
+      local e = find(buf, "\r\n", pos, true)
+      if e then
+        if e - pos > max then return nil, "too long" end
+        local line = sub(buf, pos, e - 1)
+        pos = e + 2
+        return line
+      end
+      if #buf - pos + 1 > max + 1 then return nil, "too long" end
+      local ok, err = fill(8192)
+      if not ok then return nil, err end
+    end
+  end
+
+  --- Exactly n bytes, or nil, error.
+  function r.bytes(n)
+    local have = #buf - pos + 1
+    if have >= n then
+      local out = sub(buf, pos, pos + n - 1)
+      pos = pos + n
+      return out
+    end
+    local parts = { sub(buf, pos) }
+    buf, pos = "", 1
+    while have < n do
+      local ok, err = fill(min(n - have, 65536))
+      if not ok then return nil, err end
+      if have + #buf > n then   -- took more than this answer: keep the rest
+        parts[#parts + 1] = sub(buf, 1, n - have)
+        pos = n - have + 1
+        have = n
+      else
+        parts[#parts + 1] = buf
+        have = have + #buf
+        buf, pos = "", 1
+      end
+    end
+    return concat(parts)
+  end
+
+  --- Everything up to the close, at most max bytes: data, or nil, error ("too large").
+  function r.rest(max)
+    local parts, total = { sub(buf, pos) }, #buf - pos + 1
+    buf, pos = "", 1
+    while true do
+      if total > max then return nil, "too large" end
+      local ok, err = fill(65536)
+      if not ok then
+        if err == "closed" then return concat(parts) end
+        return nil, err
+      end
+      parts[#parts + 1] = buf
+      total = total + #buf
+      buf, pos = "", 1
+    end
+  end
+
+  return r
+end
+
+local function too_large(max_body)
+  return nil, "too_large", format("the answer is larger than %d bytes (max_body)", max_body)
+end
+
+-- Header lines up to the blank line, into headers (lower-case names; repeats gathered in a
+-- list, joined once at the end: joining as they come is quadratic). Shares one byte budget
+-- with the trailers of a chunked body. Returns true, or nil, kind, message.
+local function read_fields(rd, headers, budget, what)
+  local lists
+  while true do
+    local line, err = rd.line(8192)
+    if not line then
+      if err == "too long" then return nil, "protocol", "a " .. what .. " line of the answer is too long" end
+      return nil, io_kind(err), "reading " .. what .. "s: " .. tostring(err)
+    end
+    if line == "" then break end
+    budget.bytes = budget.bytes + #line + 2
+    if budget.bytes > MAX_HEADER_BYTES then return nil, "protocol", "the answer's headers pass 64 KiB" end
+    local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
+    if not name then return nil, "protocol", "a malformed " .. what .. " line in the answer" end
+    name = lower(name)
+    local old = headers[name]
+    if old == nil then
+      headers[name] = value
+    else
+      lists = lists or {}
+      local l = lists[name]
+      if not l then l = { old }; lists[name] = l end
+      l[#l + 1] = value
+    end
+  end
+  if lists then for name, l in pairs(lists) do headers[name] = concat(l, ", ") end end
+  return true
 end
 
 -- Reads the rest of the answer after the status line: headers, then the body.
-local function read_answer(sock, max_body, read_line)
-  local headers, head_bytes = {}, 0
-  while true do
-    local line, err = read_line(8192)
-    if not line then
-      if err == "too long" then return nil, "protocol", "a header line of the answer is too long" end
-      return nil, io_kind(err), "reading headers: " .. tostring(err)
-    end
-    if line == "" then break end
-    head_bytes = head_bytes + #line
-    if head_bytes > MAX_HEADER_BYTES then return nil, "protocol", "the answer's headers pass 64 KiB" end
-    local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
-    if not name then return nil, "protocol", "a malformed header line in the answer" end
-    name = lower(name)
-    headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
-  end
+-- Returns headers, body, keep (may the connection be pooled), or nil, kind, message.
+local function read_answer(rd, max_body)
+  local headers, budget = {}, { bytes = 0 }
+  local ok, kind, msg = read_fields(rd, headers, budget, "header")
+  if not ok then return nil, kind, msg end
 
   local te, cl = headers["transfer-encoding"], headers["content-length"]
   local body, keep
@@ -76,54 +172,48 @@ local function read_answer(sock, max_body, read_line)
     if lower(te) ~= "chunked" then return nil, "protocol", "unsupported transfer-encoding " .. te end
     local parts, total = {}, 0
     while true do
-      local size_line, e = read_line(64)
+      local size_line, e = rd.line(64)
       if not size_line then return nil, e == "too long" and "protocol" or io_kind(e), "reading a chunk size: " .. tostring(e) end
       local hex = size_line:match("^(%x+)")
-      local size = hex and tonumber(hex, 16)
+      local size = hex and #hex <= 8 and tonumber(hex, 16)
       if not size then return nil, "protocol", "a malformed chunk size" end
       if size == 0 then
-        -- trailers, if any, end with an empty line
-        repeat
-          local t, e2 = read_line(1024)
-          if not t then return nil, e2 == "too long" and "protocol" or io_kind(e2), "reading trailers: " .. tostring(e2) end
-        until t == ""
+        -- trailers, if any, end with an empty line; they share the headers' byte budget
+        ok, kind, msg = read_fields(rd, {}, budget, "trailer")
+        if not ok then return nil, kind, msg end
         break
       end
       total = total + size
-      if total > max_body then return nil, "too_large", format("the answer is larger than %d bytes (max_body)", max_body) end
-      local chunk, e3 = sock:receive(size + 2)
+      if total > max_body then return too_large(max_body) end
+      local chunk, e3 = rd.bytes(size + 2)
       if not chunk then return nil, io_kind(e3), "reading a chunk: " .. tostring(e3) end
       if sub(chunk, -2) ~= "\r\n" then return nil, "protocol", "a chunk does not end with CRLF" end
       parts[#parts + 1] = sub(chunk, 1, -3)
     end
-    body, keep = concat(parts), true
+    -- Transfer-Encoding beside Content-Length: read as chunked (RFC 9112, 6.3), but the
+    -- connection is not trusted again.
+    body, keep = concat(parts), cl == nil
   elseif cl then
     local n = tonumber(cl:match("^%s*(%d+)%s*$"))
     if not n then return nil, "protocol", "a malformed Content-Length" end
-    if n > max_body then return nil, "too_large", format("the answer is larger than %d bytes (max_body)", max_body) end
+    if n > max_body then return too_large(max_body) end
     if n == 0 then
       body = ""
     else
       local e4
-      body, e4 = sock:receive(n)
+      body, e4 = rd.bytes(n)
       if not body then return nil, io_kind(e4), "reading the body: " .. tostring(e4) end
     end
     keep = true
   else
     -- no length: the body runs to the end of the connection
-    local parts, total = {}, 0
-    while true do
-      local data, e5, partial = sock:receive(8192)
-      data = data or partial
-      if data and #data > 0 then
-        total = total + #data
-        if total > max_body then return nil, "too_large", format("the answer is larger than %d bytes (max_body)", max_body) end
-        parts[#parts + 1] = data
-      end
-      if e5 == "closed" then break end
-      if e5 then return nil, io_kind(e5), "reading the body: " .. tostring(e5) end
+    local e5
+    body, e5 = rd.rest(max_body)
+    if not body then
+      if e5 == "too large" then return too_large(max_body) end
+      return nil, io_kind(e5), "reading the body: " .. tostring(e5)
     end
-    body, keep = concat(parts), false
+    keep = false
   end
   local conn = headers["connection"]
   if conn and find(lower(conn), "close", 1, true) then keep = false end
@@ -169,7 +259,8 @@ function _M.new(opts)
     local timeout_ms = (req.timeout or 10) * 1000
     local connect_ms = (req.connect_timeout or opts.connect_timeout or 3) * 1000
     local pool = format("itnio:%s:%s:%d:%s", scheme, host, port, insecure and "insecure" or "verified")
-    local started = ngx.now()
+    ngx.update_time()
+    local deadline = ngx.now() * 1000 + timeout_ms   -- the attempt's timeout bounds it whole
 
     for _ = 0, MAX_STALE_RETRIES do
       local sock = tcp()
@@ -191,30 +282,44 @@ function _M.new(opts)
             .. (called and tostring(herr) or "certificate not verified (see nginx's error log)"), false)
         end
       end
-      -- What is left of the total timeout after connecting bounds the rest.
+      -- What is left of the attempt's timeout after connecting bounds everything after it.
       ngx.update_time()
-      local left = timeout_ms - (ngx.now() - started) * 1000
+      local left = deadline - ngx.now() * 1000
       if left <= 0 then return fail(sock, "timeout", "timeout after connecting", false) end
       sock:settimeouts(connect_ms, left, left)
 
       local sent
       sent, err = sock:send({ head, req.body })
-      local status_line
-      local read_line = line_reader(sock)
-      local partial
-      if sent then status_line, err, partial = read_line(1024) end
+      local rd = new_reader(sock, deadline, connect_ms)
+      local status, status_line
+      if sent then
+        -- 1xx answers are interim (103 Early Hints, 100 Continue): read past them.
+        for _ = 1, MAX_INTERIM do
+          status_line, err = rd.line(1024)
+          if not status_line then break end
+          status = tonumber(status_line:match("^HTTP/1%.[01] (%d%d%d)"))
+          if not status then return fail(sock, "protocol", "a malformed status line in the answer", true) end
+          if status >= 200 or status == 101 then break end
+          local read, kind, msg = read_fields(rd, {}, { bytes = 0 }, "header")
+          if not read then return fail(sock, kind, msg, true) end
+          status_line = nil
+          err = "too many interim answers"
+        end
+      end
       if not status_line then
         -- A pooled connection the server had closed before any byte of an answer: the
         -- request cannot have been handled, so send it again on another connection.
-        if reused and err ~= "timeout" and err ~= "too long" and (partial or "") == "" then
+        if reused and err ~= "timeout" and err ~= "too long" and not rd.got_any then
           sock:close()
+        elseif err == "too many interim answers" then
+          return fail(sock, "protocol", "more than " .. MAX_INTERIM .. " interim (1xx) answers", true)
         else
           return fail(sock, io_kind(err), (sent and "waiting for the answer: " or "sending: ") .. tostring(err), true)
         end
+      elseif status == 101 then
+        return fail(sock, "protocol", "the server switched protocols (101), which was not asked for", true)
       else
-        local status = tonumber(status_line:match("^HTTP/1%.[01] (%d%d%d)"))
-        if not status then return fail(sock, "protocol", "a malformed status line in the answer", true) end
-        local headers, body, keep = read_answer(sock, max_body, read_line)
+        local headers, body, keep = read_answer(rd, max_body)
         if not headers then return fail(sock, body, keep, true) end
         if keep and status_line:match("^HTTP/1%.1") then
           sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
