@@ -227,7 +227,10 @@ end
 -- The answer's code as an integer (cjson gives floats on 5.3+: -1.0 must print as -1).
 local function integer_code(v)
   if type(v) == "string" and find(v, "^%s*%-?%d+%s*$") then v = tonumber(v) end
-  if type(v) ~= "number" or v ~= floor(v) or v ~= v then return nil end
+  -- a whole number a JSON reader carries exactly (not NaN, not infinite: 1e400 decodes so)
+  if type(v) ~= "number" or v ~= floor(v) or not (v >= -9007199254740991 and v <= 9007199254740991) then
+    return nil
+  end
   return compat.tointeger(v)
 end
 

@@ -88,6 +88,28 @@ function cases.batch(args)
   return out
 end
 
+-- Two calls on one client: the answer under test, then one that must still work. With the
+-- log lines the client wrote, and the first call's seconds.
+function cases.twice(args)
+  local log = {}
+  local c = client(args)
+  c.logger = function(level, message, fields)
+    local parts = { level, message }
+    for k, v in pairs(fields or {}) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+    log[#log + 1] = table.concat(parts, " ")
+  end
+  ngx.update_time()
+  local t0 = ngx.now()
+  local ok, res, err = pcall(c.update_recall_task, c, TASK)
+  ngx.update_time()
+  local took = ngx.now() - t0
+  local first = ok and outcome(c, res, err) or { raised = tostring(res) }
+  first.text = ok and (res and cjson.encode(res) or tostring(err)) or nil
+  local ok2, res2, err2 = pcall(c.update_recall_task, c, TASK)
+  local second = ok2 and outcome(c, res2, err2) or { raised = tostring(res2) }
+  return { first = first, second = second, log = table.concat(log, "\n"), seconds = took }
+end
+
 function M.run()
   local name = ngx.var.uri:match("^/case/([%w_]+)$")
   local f = name and cases[name]

@@ -6,8 +6,9 @@
 --   { bytes = "...",          the answer
 --     dribble = s,            send it one byte every s seconds
 --     forever = "...",        then send this again and again until the client goes away
---     keep = true }           keep the connection: a next request on it is answered too,
+--     keep = true,            keep the connection: a next request on it is answered too,
 --                             and counted in ANSWER_FILE .. ".reused"
+--     after = "..." }         the answer to every later request while the file is unchanged
 local socket = require "socket"
 local port, file, idle = tonumber(arg[1]), arg[2], tonumber(arg[3] or "60")
 local srv = assert(socket.bind("127.0.0.1", port))
@@ -28,11 +29,19 @@ local function read_request(c)
   return true
 end
 
+local last_source, served_it = nil, 0
+
 local function answer()
   if file:match("%.lua$") then
-    local ok, t = pcall(dofile, file)
-    if ok and type(t) == "table" then return t end
-    return { bytes = "" }
+    local f = io.open(file, "rb")
+    local source = f and f:read("*a") or ""
+    if f then f:close() end
+    if source == last_source then served_it = served_it + 1 else last_source, served_it = source, 1 end
+    local chunk = load(source)
+    local ok, t = pcall(chunk or error)
+    if not (ok and type(t) == "table") then return { bytes = "" } end
+    if served_it > 1 and t.after then return { bytes = t.after } end
+    return t
   end
   local f = io.open(file, "rb")
   local bytes = f and f:read("*a") or ""
