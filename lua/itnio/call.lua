@@ -94,7 +94,7 @@ end
 -- Date is before 1970 (a box without a real-time clock) moves the offset, not the sign.
 local function epoch_second(client)
   local sec = floor(wall() + client.offset)
-  if not (sec >= 0) then sec = 0 end
+  if not (sec >= 0) then sec = 0 end   -- luacheck: ignore 581 (NaN too)
   return sec
 end
 
