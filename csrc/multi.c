@@ -275,7 +275,17 @@ static void harvest(itnio_multi *m) {
     curl_multi_remove_handle(m->multi, t->x.easy);
     t->state = X_DONE;
     m->nrunning--;
-    if (!t->queued) { t->queued = 1; m->done[m->ndone++] = t->slot; }
+    if (!t->queued) {
+      /* The queue is a window [done_head, ndone) of distinct slots, so it never holds more
+       * than cap; its end reaches cap when the caller never drains it: slide it down. */
+      if (m->ndone == m->cap) {
+        memmove(m->done, m->done + m->done_head, (m->ndone - m->done_head) * sizeof *m->done);
+        m->ndone -= m->done_head;
+        m->done_head = 0;
+      }
+      t->queued = 1;
+      m->done[m->ndone++] = t->slot;
+    }
   }
 }
 
