@@ -29,9 +29,11 @@ BUSTED    = /usr/bin/busted
 LPATH     = lua/?.lua;lua/?/init.lua;spec/?.lua
 busted    = $(1) $(BUSTED) -o plainTerminal --cpath='$(2)/?.so' --lpath='$(LPATH)'
 CORE_SPECS := $(wildcard spec/core_*_spec.lua)
-# Under the sanitizers and valgrind: the core's specs, the client's (which drive http.c) and the
-# jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer).
-MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua
+# Under the sanitizers and valgrind: the core's specs, the client's (which drive http.c), the
+# jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer), the
+# regression specs and the property spec of the answer path (fewer cases under valgrind).
+MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
+              $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua
 
 .PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo bench clean
 
@@ -76,7 +78,7 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-k
            --show-leak-kinds=definite --track-origins=yes
 valgrind: build
 	@$(MAKE) --no-print-directory LUA=luajit build
-	$(call busted,$(VALGRIND) lua5.4,build/lua5.4) --exclude-tags=timing $(MEM_SPECS)
+	ITNIO_PROPERTY_CASES=300 $(call busted,$(VALGRIND) lua5.4,build/lua5.4) --exclude-tags=timing $(MEM_SPECS)
 
 check: deps
 	@tools/check
@@ -94,15 +96,16 @@ bench: deps build
 clean:
 	rm -rf build
 
-# libFuzzer: the encoder (fuzz/fuzz_encode.c) and response handling (fuzz/fuzz_response.c),
+# libFuzzer: the encoder (fuzz/fuzz_encode.c), response handling (fuzz/fuzz_response.c) and
+# the multi handle's life cycle (fuzz/fuzz_multi.c, against loopback listeners on a thread),
 # each seeded from fuzz/seeds-<name>; a short run in `make check`, longer with FUZZ_SECONDS=600.
-FUZZERS      := encode response
+FUZZERS      := encode response multi
 FUZZ_SECONDS ?= 15
 build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/harness.h $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	clang -std=gnu11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< $(SRCS) \
-	  -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm
+	  -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm -lpthread
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 	@for f in $(FUZZERS); do \
 	  mkdir -p build/fuzz/corpus-$$f; \

@@ -1,8 +1,10 @@
 /* libFuzzer target for response handling: the input is one answer, a raw header block and a
  * body (split at the first blank line). The header block goes through the C parser that the
  * curl transport uses (itnio_http_push_headers), the result through the client's classify
- * (lua/itnio/init.lua), for several HTTP statuses. Either must give a result with code 0 or a
- * typed error with a one-line tostring; a raise or a malformed outcome aborts. */
+ * (lua/itnio/call.lua) for several HTTP statuses, and then through whole calls of a client
+ * whose transport answers with it: the skew fix from its Date, the Retry-After arithmetic,
+ * redaction. Each must give a result with code 0 or a typed error with a one-line tostring
+ * and no secret, and the client's next call must work; a raise or anything else aborts. */
 #include <string.h>
 #include "harness.h"
 
@@ -11,7 +13,17 @@ void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
 static const char driver[] =
   "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n"
   "local itnio = require 'itnio'\n"
-  "local classify = assert(itnio._classify)\n"
+  "local classify = require('itnio.call').classify\n"
+  "local SECRET = 'fuzz-secret-Q9'\n"
+  "local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }\n"
+  "local GOOD = { status = 200, headers = {}, body = '{\"code\":0}' }\n"
+  "local function check_err(err, what)\n"
+  "  if type(err) ~= 'table' or type(err.kind) ~= 'string' or type(err.message) ~= 'string' then\n"
+  "    error('FUZZ: bad error from ' .. what) end\n"
+  "  if tostring(err):find('\\n') then error('FUZZ: tostring(err) is not one line') end\n"
+  "  if tostring(err):find(SECRET, 1, true) or err.message:find(SECRET, 1, true) then\n"
+  "    error('FUZZ: the secret shows in an error') end\n"
+  "end\n"
   "return function(headers, body)\n"
   "  for name, value in pairs(headers) do\n"
   "    if type(name) ~= 'string' or name:find('[A-Z]') or type(value) ~= 'string' then\n"
@@ -22,10 +34,33 @@ static const char driver[] =
   "    if res then\n"
   "      if res.code ~= 0 or type(res.message) ~= 'string' then error('FUZZ: bad result') end\n"
   "    else\n"
-  "      if type(err) ~= 'table' or type(err.kind) ~= 'string' or type(err.message) ~= 'string' then\n"
-  "        error('FUZZ: bad error') end\n"
-  "      if tostring(err):find('\\n') then error('FUZZ: tostring(err) is not one line') end\n"
+  "      check_err(err, 'classify')\n"
   "    end\n"
+  "  end\n"
+  "  -- The whole decision on this answer (skew fix from its Date, Retry-After arithmetic,\n"
+  "  -- redaction), through a client whose transport gives it twice, then a good one.\n"
+  "  for _, status in ipairs({ 200, 503 }) do\n"
+  "    local n = 0\n"
+  "    local c = assert(itnio.new{ api_key = 'fuzz-key', api_secret = SECRET, max_retries = 1,\n"
+  "      backoff_base = 0, backoff_cap = 0, max_retry_after = 0, deadline = 1,\n"
+  "      transport = function()\n"
+  "        n = n + 1\n"
+  "        if n > 2 then return GOOD end\n"
+  "        return { status = status, headers = headers, body = body }\n"
+  "      end })\n"
+  "    local ok, res, err = pcall(c.update_recall_task, c, TASK)\n"
+  "    if not ok then error('FUZZ: the call raised: ' .. tostring(res)) end\n"
+  "    if res then\n"
+  "      if res.code ~= 0 then error('FUZZ: bad result') end\n"
+  "      if tostring(res.message):find(SECRET, 1, true) then error('FUZZ: the secret shows') end\n"
+  "    else\n"
+  "      check_err(err, 'the call')\n"
+  "    end\n"
+  "    if not c:prepare_recall_update(TASK).headers.Timestamp:match('^%d+$') then\n"
+  "      error('FUZZ: a Timestamp that is not digits') end\n"
+  "    n = 2\n"
+  "    local ok2, res2 = pcall(c.update_recall_task, c, TASK)\n"
+  "    if not (ok2 and res2) then error('FUZZ: the next call failed: ' .. tostring(res2)) end\n"
   "  end\n"
   "end\n";
 

@@ -237,6 +237,5 @@ end
 
 jobs.install(Client, RECALL_UPDATE, closed_error)
 
-_M._classify = call.classify   -- for fuzz/fuzz_response.c only
 
 return _M
