@@ -46,9 +46,23 @@ typedef struct mxfer {
   CURLcode    rc;       /* the outcome, once X_DONE */
 } mxfer;
 
+/* One socket's watch. libcurl changes its wish two or three times per request (watch for
+ * writing, then reading, then forget the pooled connection, then again for the next
+ * request); the wishes are only written to epoll right before it is asked, so a request on a
+ * kept-alive connection costs one epoll_ctl instead of three. */
+struct fdw {
+  unsigned char want, have;   /* EPOLLIN/EPOLLOUT bits: 1 in, 2 out; 0 none */
+  unsigned char dirty;        /* in the dirty list */
+  unsigned char forgot;       /* libcurl forgot it since the last flush: it may have been
+                                 closed, and the number reused, so epoll may not have it */
+};
+
 typedef struct itnio_multi {
   CURLM      *multi;
   int         epfd;     /* the sockets libcurl wants watched; -1 when closed */
+  struct fdw *fds;      /* per socket: what libcurl wants watched, what epoll has */
+  int        *dirty;    /* sockets whose wish changed since the last flush */
+  size_t      nfds, ndirty;
   double      timer_at; /* when libcurl's timer is due (monotonic seconds), or < 0: none */
   itnio_xfer  tmpl;     /* configured once; each transfer's handle is a duplicate of it */
   mxfer     **slots;    /* slot i: a transfer (any state), or NULL before its first use */
@@ -80,6 +94,11 @@ static void multi_release(itnio_multi *m) {
   m->multi = NULL;
   if (m->epfd >= 0) close(m->epfd);
   m->epfd = -1;
+  free(m->fds);
+  free(m->dirty);
+  m->fds = NULL;
+  m->dirty = NULL;
+  m->nfds = m->ndirty = 0;
 }
 
 static double mono_now(void) {
@@ -88,23 +107,75 @@ static double mono_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* libcurl's socket callback: watch s for what libcurl wants (never raises, never calls Lua). */
+static void watch_now(itnio_multi *m, int fd, unsigned want, int unsure) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.data.fd = fd;
+  if (want & 1) ev.events |= EPOLLIN;
+  if (want & 2) ev.events |= EPOLLOUT;
+  if (!want) {
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);   /* (an fd already closed: nothing to do) */
+  } else if (unsure) {
+    if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+      epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+  } else if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+    epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
+  }
+}
+
+/* Writes the changed wishes to epoll; called before every epoll_wait. */
+static void flush_watches(itnio_multi *m) {
+  size_t i;
+  for (i = 0; i < m->ndirty; i++) {
+    int fd = m->dirty[i];
+    struct fdw *w = &m->fds[fd];
+    w->dirty = 0;
+    if (w->want == w->have && !(w->want && w->forgot)) continue;
+    watch_now(m, fd, w->want, w->have != 0 || w->forgot);
+    w->have = w->want;
+    w->forgot = 0;   /* epoll now has exactly what we told it */
+  }
+  m->ndirty = 0;
+}
+
+/* Room for socket fd in the tables (never raises: 0 when memory is short). */
+static int track(itnio_multi *m, int fd) {
+  size_t n;
+  struct fdw *f;
+  int *d;
+  if ((size_t)fd < m->nfds) return 1;
+  n = m->nfds ? m->nfds : 64;
+  while (n <= (size_t)fd) n *= 2;
+  if (!(d = (int *)realloc(m->dirty, n * sizeof *d))) return 0;
+  m->dirty = d;
+  if (!(f = (struct fdw *)realloc(m->fds, n * sizeof *f))) return 0;
+  memset(f + m->nfds, 0, (n - m->nfds) * sizeof *f);
+  m->fds = f;
+  m->nfds = n;
+  return 1;
+}
+
+/* libcurl's socket callback: notes what libcurl wants watched (never raises, never calls
+ * Lua); flush_watches tells epoll. */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   itnio_multi *m = (itnio_multi *)userp;
-  struct epoll_event ev;
+  unsigned want = 0;
+  struct fdw *w;
   (void)e;
   (void)socketp;
-  if (m->epfd < 0) return 0;
-  if (what == CURL_POLL_REMOVE) {
-    epoll_ctl(m->epfd, EPOLL_CTL_DEL, s, NULL);
+  if (m->epfd < 0 || s < 0) return 0;
+  if (what != CURL_POLL_REMOVE) want = (what & CURL_POLL_IN ? 1u : 0u) | (what & CURL_POLL_OUT ? 2u : 0u);
+  if (!track(m, (int)s)) {   /* no memory for the tables: straight to epoll */
+    watch_now(m, (int)s, want, 1);
     return 0;
   }
-  memset(&ev, 0, sizeof ev);
-  ev.data.fd = s;
-  if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
-  if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
-  if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-    epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ev);
+  w = &m->fds[s];
+  w->want = (unsigned char)want;
+  if (!want) w->forgot = 1;
+  if (!w->dirty) {
+    w->dirty = 1;
+    m->dirty[m->ndirty++] = (int)s;
+  }
   return 0;
 }
 
@@ -289,13 +360,26 @@ static void harvest(itnio_multi *m) {
   }
 }
 
-/* m:perform() -> running. Acts on the sockets that are ready and libcurl's timer if it is
- * due, without waiting; finished transfers queue up for next_done. */
+/* Runs libcurl's timer if it is due (new transfers start there). */
+static void run_timer(lua_State *L, itnio_multi *m) {
+  int running = 0;
+  if (m->timer_at >= 0 && mono_now() >= m->timer_at) {
+    m->timer_at = -1.0;   /* the action may set the next one */
+    multi_check(L, curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running), "socket_action");
+  }
+}
+
+/* m:perform() -> running. Acts on libcurl's timer if it is due and on the sockets that are
+ * ready, without waiting; finished transfers queue up for next_done. The timer goes first:
+ * a new transfer that takes over a kept-alive connection then changes its watch before the
+ * flush, and epoll hears of it once. */
 static int multi_perform(lua_State *L) {
   itnio_multi *m = check_multi(L);
   struct epoll_event ev[64];
   int n, i, running = 0, rounds = 0;
+  run_timer(L, m);
   do {   /* more than 64 ready sockets: take the rest too, a bounded number of times */
+    flush_watches(m);
     n = epoll_wait(m->epfd, ev, 64, 0);
     for (i = 0; i < n; i++) {
       int flags = 0;
@@ -305,10 +389,7 @@ static int multi_perform(lua_State *L) {
       multi_check(L, curl_multi_socket_action(m->multi, ev[i].data.fd, flags, &running), "socket_action");
     }
   } while (n == 64 && ++rounds < 16);
-  if (m->timer_at >= 0 && mono_now() >= m->timer_at) {
-    m->timer_at = -1.0;   /* the action may set the next one */
-    multi_check(L, curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running), "socket_action");
-  }
+  run_timer(L, m);
   harvest(m);
   lua_pushinteger(L, (lua_Integer)m->nrunning);
   return 1;
@@ -375,6 +456,7 @@ static int multi_wait(lua_State *L) {
     if (due < s) s = due > 0 ? due : 0;
   }
   ms = (int)(s * 1000.0 + 0.999);
+  flush_watches(m);
   if (ms > 0 && epoll_wait(m->epfd, &ev, 1, ms) < 0 && errno != EINTR)
     return luaL_error(L, "itnio: epoll_wait failed (%s)", strerror(errno));
   return 0;
