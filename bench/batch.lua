@@ -1,4 +1,4 @@
--- Concurrent batch against the sandbox, under Lua 5.4: N copies of the typical task sent
+-- Concurrent batch against the sandbox (Lua 5.4 or LuaJIT): N copies of the typical task sent
 -- through the client's batch API at concurrency C.
 --
 --   batch.lua BASE_URL API_KEY API_SECRET N C
