@@ -443,6 +443,30 @@ static const luaL_Reg http_methods[] = {
   { NULL, NULL }
 };
 
+/* Registers the metatable `name`: methods as __index, gc as __gc (and __close on 5.4, so a
+ * to-be-closed variable frees it), tostring as __tostring. */
+void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring) {
+  if (luaL_newmetatable(L, name)) {
+    int n = 0;
+    while (methods[n].name) n++;
+    lua_createtable(L, 0, n);
+    itnio_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+}
+
 /* core.parse_headers(block) -> { ["lower-case name"] = value } for a raw header block. */
 static int parse_headers(lua_State *L) {
   size_t n;
@@ -464,22 +488,7 @@ void itnio_http_open(lua_State *L) {
   if (!lua_toboolean(L, -1) && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     luaL_error(L, "itnio: curl_global_init failed");
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, HTTP_MT)) {
-    itnio_newlibtable(L, http_methods);
-    itnio_setfuncs(L, http_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, http_gc);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, http_gc);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, http_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, HTTP_MT);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
+  itnio_class(L, HTTP_MT, http_methods, http_gc, http_tostring);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
   lua_pushcfunction(L, parse_headers);

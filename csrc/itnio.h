@@ -125,6 +125,9 @@ typedef struct itnio_xfer {
 
 void itnio_http_open(lua_State *L);
 void itnio_multi_open(lua_State *L);
+/* Registers a userdata class's metatable (methods, __gc and __close, __tostring, __name). */
+void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring);
 /* Raises "libcurl refused <what>" unless rc is CURLE_OK. */
 int  itnio_curl_ok(lua_State *L, CURLcode rc, const char *what);
 /* Creates x->easy and sets the per-client options from the table at index opts. */

@@ -482,22 +482,7 @@ static const luaL_Reg multi_methods[] = {
 
 /* Adds multi_new to the module table on the stack. */
 void itnio_multi_open(lua_State *L) {
-  if (luaL_newmetatable(L, MULTI_MT)) {
-    itnio_newlibtable(L, multi_methods);
-    itnio_setfuncs(L, multi_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, multi_gc);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, multi_gc);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, multi_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, MULTI_MT);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
+  itnio_class(L, MULTI_MT, multi_methods, multi_gc, multi_tostring);
   lua_pushcfunction(L, multi_new);
   lua_setfield(L, -2, "multi_new");
 }

@@ -6,6 +6,7 @@ local core    = require "itnio.core"
 local cjson   = require "cjson"
 local sandbox = require "support.sandbox"
 local fx      = require "support.fixtures"
+local dump    = fx.dump
 
 local function task(over)
   local t = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
@@ -19,17 +20,6 @@ local function client(sb, over)
                  backoff_base = 0.01, backoff_cap = 0.05 }
   for k, v in pairs(over or {}) do opts[k] = v end
   return assert(itnio.new(opts))
-end
-
--- Everything a caller can see of a call, as one string: to search for the secret in it.
-local function dump(v, seen)
-  seen = seen or {}
-  if type(v) ~= "table" then return tostring(v) end
-  if seen[v] then return "" end
-  seen[v] = true
-  local out = { tostring(v) }
-  for k, x in pairs(v) do out[#out + 1] = dump(k, seen) .. "=" .. dump(x, seen) end
-  return table.concat(out, " ")
 end
 
 describe("itnio.new", function()

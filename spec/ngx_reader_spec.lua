@@ -2,9 +2,8 @@
 -- choose: every well-formed answer is read, every malformed one gives a typed error, and
 -- hundreds of mutated answers never crash a worker, hang, or raise.
 local cjson   = require "cjson"
-local socket  = require "socket"
-local sandbox = require "support.sandbox"
 local nginx   = require "support.nginx"
+local rawpeer = require "support.rawpeer"
 
 local OK_BODY = '{"code":0,"msg":"success","data":null}'
 
@@ -13,34 +12,22 @@ local function http(head, body)
 end
 
 describe("the ngx transport's HTTP reader", function()
-  local srv, port, answer_file, server_pid
+  local srv, peer
   setup(function()
     srv = nginx.start{ server = [[
       location /case/ { content_by_lua_block { require("support.ngx_cases").run() } }
     ]] }
-    port = sandbox.free_ports()
-    answer_file = os.tmpname()
-    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && (lua5.4 spec/support/rawserver.lua "
-      .. port .. " " .. answer_file .. " 120 >/dev/null 2>&1 & echo $!)")
-    server_pid = out:match("(%d+)")
-    for _ = 1, 100 do
-      local c = socket.connect("127.0.0.1", port)
-      if c then c:close(); break end
-      socket.sleep(0.05)
-    end
+    peer = rawpeer.start()
   end)
   teardown(function()
-    if server_pid then sandbox.run("kill " .. server_pid) end
-    if answer_file then os.remove(answer_file) end
+    if peer then peer:stop() end
     if srv then srv:stop() end
   end)
 
   local function answer_with(bytes)
-    local f = assert(io.open(answer_file, "wb"))
-    f:write(bytes)
-    f:close()
+    peer:answer(bytes)
     local status, body = srv:get("/case/update?key=k&secret=s&max_retries=0&timeout=2&max_body=4096"
-      .. "&base=http%3A%2F%2F127.0.0.1%3A" .. port)
+      .. "&base=http%3A%2F%2F127.0.0.1%3A" .. peer.port)
     assert.equal(200, status, body)
     return cjson.decode(body)
   end

@@ -9,23 +9,13 @@ local itnio   = require "itnio"
 local errors  = require "itnio.errors"
 local core    = require "itnio.core"
 local answers = require "support.answers"
+local dump    = require("support.fixtures").dump
 
 local SEED  = tonumber(os.getenv("ITNIO_PROPERTY_SEED") or "") or 20261124
 local CASES = tonumber(os.getenv("ITNIO_PROPERTY_CASES") or "") or 3000
 local SECRET = "Pr0p/s3cret-7q"
 local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
 local GOOD = { status = 200, headers = {}, body = '{"code":0,"msg":"success"}' }
-
--- Everything a caller can see, as one string.
-local function dump(v, seen)
-  seen = seen or {}
-  if type(v) ~= "table" then return tostring(v) end
-  if seen[v] then return "" end
-  seen[v] = true
-  local out = { tostring(v) }
-  for k, x in pairs(v) do out[#out + 1] = dump(k, seen) .. "=" .. dump(x, seen) end
-  return table.concat(out, " ")
-end
 
 -- A client whose transport answers from `queue` (then GOOD); its log lines kept in `log`.
 local function client_for(gen, queue, log)

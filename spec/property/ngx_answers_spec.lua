@@ -5,8 +5,8 @@
 -- client works; the secret shows in no result, error or log line.
 local cjson   = require "cjson"
 local socket  = require "socket"
-local sandbox = require "support.sandbox"
 local nginx   = require "support.nginx"
+local rawpeer = require "support.rawpeer"
 local answers = require "support.answers"
 
 local SEED  = tonumber(os.getenv("ITNIO_PROPERTY_SEED") or "") or 20261124
@@ -24,25 +24,15 @@ local function dump(v)
 end
 
 describe("property: whatever the server sends, a call inside nginx returns", function()
-  local srv, port, answer_file, server_pid
+  local srv, peer
   setup(function()
     srv = nginx.start{ server = [[
       location /case/ { content_by_lua_block { require("support.ngx_cases").run() } }
     ]] }
-    port = sandbox.free_ports()
-    answer_file = os.tmpname() .. ".lua"
-    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && (lua5.4 spec/support/rawserver.lua "
-      .. port .. " " .. answer_file .. " 300 >/dev/null 2>&1 & echo $!)")
-    server_pid = out:match("(%d+)")
-    for _ = 1, 100 do
-      local c = socket.connect("127.0.0.1", port)
-      if c then c:close(); break end
-      socket.sleep(0.05)
-    end
+    peer = rawpeer.start(".lua")
   end)
   teardown(function()
-    if server_pid then sandbox.run("kill " .. server_pid) end
-    if answer_file then os.remove(answer_file) end
+    if peer then peer:stop() end
     if srv then srv:stop() end
   end)
 
@@ -54,13 +44,11 @@ describe("property: whatever the server sends, a call inside nginx returns", fun
       local shape = gen:int(1, 12)
       if shape == 1 then bytes = bytes:sub(1, gen:int(0, #bytes - 1)); what = "cut: " .. what end
       if shape == 2 then dribble = 0.05; what = "dribbled: " .. what end
-      local f = assert(io.open(answer_file, "wb"))
-      f:write(("return { bytes = %q, dribble = %s, after = %q }"):format(bytes, tostring(dribble), GOOD_RAW))
-      f:close()
+      peer:answer{ bytes = bytes, dribble = dribble, after = GOOD_RAW }
       local t0 = socket.gettime()
       local status, body = srv:get("/case/twice?key=prop-key&secret=" .. SECRET:gsub("/", "%%2F")
         .. "&max_retries=" .. gen:int(0, 1) .. "&timeout=" .. TIMEOUT .. "&deadline=1&backoff_base=0.001"
-        .. "&base=http%3A%2F%2F127.0.0.1%3A" .. port)
+        .. "&base=http%3A%2F%2F127.0.0.1%3A" .. peer.port)
       local took = socket.gettime() - t0
       what = ("case %d (%s)"):format(i, what)
       assert(status == 200, what .. ": the case answered " .. tostring(status) .. ": " .. tostring(body))

@@ -2,39 +2,22 @@
 -- so 70,000 repeats of one name (280 KB) cost over 2 s of CPU after the transfer, outside
 -- every timeout; and it took a header block up to max_body (1 MiB). The block is now capped
 -- at 64 KiB, as the nginx reader caps it, and repeats are joined once, in linear time.
-local socket  = require "socket"
 local itnio   = require "itnio"
 local core    = require "itnio.core"
-local sandbox = require "support.sandbox"
+local rawpeer = require "support.rawpeer"
 
 local OK_BODY = '{"code":0,"msg":"success"}'
 local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
 
 describe("regress: a flood of header lines", function()
-  local port, answer_file, server_pid
-  setup(function()
-    port = sandbox.free_ports()
-    answer_file = os.tmpname()
-    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && (lua5.4 spec/support/rawserver.lua "
-      .. port .. " " .. answer_file .. " 60 >/dev/null 2>&1 & echo $!)")
-    server_pid = out:match("(%d+)")
-    for _ = 1, 100 do
-      local c = socket.connect("127.0.0.1", port)
-      if c then c:close(); break end
-      socket.sleep(0.05)
-    end
-  end)
-  teardown(function()
-    if server_pid then sandbox.run("kill " .. server_pid) end
-    if answer_file then os.remove(answer_file) end
-  end)
+  local peer
+  setup(function() peer = rawpeer.start() end)
+  teardown(function() if peer then peer:stop() end end)
 
   local function answer_with(head_lines)
-    local f = assert(io.open(answer_file, "wb"))
-    f:write("HTTP/1.1 200 OK\r\nContent-Length: " .. #OK_BODY .. "\r\n" .. head_lines .. "\r\n" .. OK_BODY)
-    f:close()
+    peer:answer("HTTP/1.1 200 OK\r\nContent-Length: " .. #OK_BODY .. "\r\n" .. head_lines .. "\r\n" .. OK_BODY)
     local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret",
-      base_url = "http://127.0.0.1:" .. port, max_retries = 0, timeout = 5 })
+      base_url = peer.url, max_retries = 0, timeout = 5 })
     local t0 = os.clock()
     local res, err = c:update_recall_task(TASK)
     return res, err, os.clock() - t0

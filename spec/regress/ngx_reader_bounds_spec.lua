@@ -8,8 +8,8 @@
 --    pool (RFC 9112 6.3: treat it as an error or close the connection after it).
 local cjson   = require "cjson"
 local socket  = require "socket"
-local sandbox = require "support.sandbox"
 local nginx   = require "support.nginx"
+local rawpeer = require "support.rawpeer"
 
 local OK_BODY = '{"code":0,"msg":"success","data":null}'
 
@@ -18,36 +18,24 @@ local function http(head, body)
 end
 
 describe("regress: the ngx reader's bounds", function()
-  local srv, port, answer_file, server_pid
+  local srv, peer, reused
   setup(function()
     srv = nginx.start{ server = [[
       location /case/ { content_by_lua_block { require("support.ngx_cases").run() } }
     ]] }
-    port = sandbox.free_ports()
-    answer_file = os.tmpname() .. ".lua"
-    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && (lua5.4 spec/support/rawserver.lua "
-      .. port .. " " .. answer_file .. " 120 >/dev/null 2>&1 & echo $!)")
-    server_pid = out:match("(%d+)")
-    for _ = 1, 100 do
-      local c = socket.connect("127.0.0.1", port)
-      if c then c:close(); break end
-      socket.sleep(0.05)
-    end
+    peer = rawpeer.start(".lua")
+    reused = peer.file .. ".reused"
   end)
   teardown(function()
-    if server_pid then sandbox.run("kill " .. server_pid) end
-    if answer_file then os.remove(answer_file); os.remove(answer_file .. ".reused") end
+    if peer then peer:stop() end
     if srv then srv:stop() end
   end)
 
   local function answer_with(t, args)
-    local f = assert(io.open(answer_file, "wb"))
-    f:write("return " .. ("{ bytes = %q, dribble = %s, forever = %s, keep = %s }"):format(
-      t.bytes, tostring(t.dribble), t.forever and ("%q"):format(t.forever) or "nil", tostring(t.keep)))
-    f:close()
+    peer:answer(t)
     local t0 = socket.gettime()
     local status, body = srv:get("/case/" .. (args or "update?max_retries=0&timeout=1")
-      .. "&key=k&secret=s&base=http%3A%2F%2F127.0.0.1%3A" .. port)
+      .. "&key=k&secret=s&base=http%3A%2F%2F127.0.0.1%3A" .. peer.port)
     assert.equal(200, status, body)
     return cjson.decode(body), socket.gettime() - t0
   end
@@ -94,18 +82,18 @@ describe("regress: the ngx reader's bounds", function()
   end)
 
   it("does not pool a connection whose answer had Transfer-Encoding and Content-Length", function()
-    os.remove(answer_file .. ".reused")
+    os.remove(reused)
     local bytes = http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nContent-Length: 3\n",
       string.format("%x", #OK_BODY) .. "\r\n" .. OK_BODY .. "\r\n0\r\n\r\n")
     local r = answer_with({ bytes = bytes, keep = true }, "several?n=2&max_retries=0&timeout=2")
     assert.is_true(r[1].ok, r[1].message)
     assert.is_true(r[2].ok, r[2].message)
-    assert.is_nil(io.open(answer_file .. ".reused", "rb"), "the second request rode the same connection")
+    assert.is_nil(io.open(reused, "rb"), "the second request rode the same connection")
     -- the same peer with a clean answer is pooled (the check above can fail)
     local clean = http("HTTP/1.1 200 OK\nContent-Length: " .. #OK_BODY .. "\n", OK_BODY)
     r = answer_with({ bytes = clean, keep = true }, "several?n=2&max_retries=0&timeout=2")
     assert.is_true(r[2].ok, r[2].message)
-    local f = io.open(answer_file .. ".reused", "rb")
+    local f = io.open(reused, "rb")
     assert.truthy(f, "a clean keep-alive answer was not pooled")
     if f then f:close() end
   end)

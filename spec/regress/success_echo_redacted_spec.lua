@@ -4,19 +4,10 @@
 local cjson   = require "cjson"
 local itnio   = require "itnio"
 local sandbox = require "support.sandbox"
+local dump    = require("support.fixtures").dump
 
 local SECRET = "s3cr/et-ECHO"
 local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
-
-local function dump(v, seen)
-  seen = seen or {}
-  if type(v) ~= "table" then return tostring(v) end
-  if seen[v] then return "" end
-  seen[v] = true
-  local out = {}
-  for k, x in pairs(v) do out[#out + 1] = dump(k, seen) .. "=" .. dump(x, seen) end
-  return table.concat(out, " ")
-end
 
 local bodies = {
   { "in msg", '{"code":0,"msg":"ok for ' .. SECRET .. '"}' },

@@ -4,6 +4,19 @@ local cjson = require "cjson"
 
 local F = {}
 
+-- Everything a caller can see of a value, as one string (tostring of each table too, keys
+-- and values, cycles cut): to search for a secret in results, errors and clients.
+local function dump(v, seen)
+  seen = seen or {}
+  if type(v) ~= "table" then return tostring(v) end
+  if seen[v] then return "" end
+  seen[v] = true
+  local out = { tostring(v) }
+  for k, x in pairs(v) do out[#out + 1] = dump(k, seen) .. "=" .. dump(x, seen) end
+  return table.concat(out, " ")
+end
+F.dump = dump
+
 -- Put F.NONE in an override table to delete that key from the fixture.
 F.NONE = setmetatable({}, { __tostring = function() return "F.NONE" end })
 
