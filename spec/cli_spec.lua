@@ -79,10 +79,56 @@ describe("bin/itnio", function()
     assert.is_nil(out:find("wrong", 1, true))
   end)
 
-  it("exits 1 with kind and reason as JSON when nothing answers", function()
+  -- 1: the API answered no; retrying the same request cannot help.
+  local refused = {
+    { "ParameterError", { kind = "code", code = -22, count = 1 } },
+    { "IpLimitError", { kind = "code", code = -2, count = 1 } },
+    { "ApiError", { kind = "code", code = -7, count = 1 } },
+    { "HttpError", { kind = "status", status = 404, count = 1 }, 404 },
+    { "DecodeError", { kind = "answer", status = 200, body = "<html>not JSON</html>", count = 1 } },
+  }
+  for _, row in ipairs(refused) do
+    it("exits 1 for a " .. row[1] .. (row[3] and (" " .. row[3]) or "") .. ", after one attempt", function()
+      sb:fault(row[2])
+      local out, status = itnio(env, TASK, "recall-update", "-", "--json")
+      assert.equal(1, status, out)
+      local r = cjson.decode(out)
+      assert.equal(row[1], r.error.kind)
+      assert.equal(1, r.error.attempts)
+      assert.equal(1, sb:stats().requests)
+    end)
+  end
+
+  -- 4: no answer, or one that says "later": the client retried, the script may retry later.
+  local later = {
+    { "HttpError 503", "HttpError", { kind = "status", status = 503, retry_after = 0, count = 3 } },
+    { "HttpError 429", "HttpError", { kind = "status", status = 429, retry_after = 0, count = 3 } },
+    { "SystemError (-18)", "SystemError", { kind = "code", code = -18, count = 3 } },
+    { "connection reset", "TransportError", { kind = "reset", count = 3 } },
+  }
+  for _, row in ipairs(later) do
+    it("exits 4 for a " .. row[1] .. ", after the client's own retries", function()
+      sb:fault(row[3])
+      local out, status = itnio(env, TASK, "recall-update", "-", "--json")
+      assert.equal(4, status, out)
+      local r = cjson.decode(out)
+      assert.equal(row[2], r.error.kind)
+      assert.equal(3, r.error.attempts)
+      assert.equal(3, sb:stats().requests)
+    end)
+  end
+
+  it("exits 0 when one of the client's own retries succeeds", function()
+    sb:fault{ kind = "status", status = 502, retry_after = 0, count = 2 }
+    local out, status = itnio(env, TASK, "recall-update", "-")
+    assert.equal(0, status, out)
+    assert.equal("updated: code 0 (success), 3 attempt(s)\n", out)
+  end)
+
+  it("exits 4 with kind and reason as JSON when nothing answers", function()
     local out, status = itnio({ ITNIO_API_KEY = "k", ITNIO_API_SECRET = "s", ITNIO_BASE_URL = "http://127.0.0.1:9" },
                               TASK, "recall-update", "-", "--json")
-    assert.equal(1, status)
+    assert.equal(4, status)
     local r = cjson.decode(out)
     assert.equal("TransportError", r.error.kind)
     assert.equal("connect", r.error.reason)
@@ -94,6 +140,9 @@ describe("bin/itnio", function()
     { "an unknown command", { "delete-task" } },
     { "no file", { "recall-update" } },
     { "an unknown option", { "recall-update", "-", "--force" } },
+    { "an unknown short option", { "recall-update", "-", "-f" } },
+    { "an unknown option before the command", { "--verbose", "recall-update", "-" } },
+    { "two task files", { "recall-update", "-", "other.json" } },
     { "a missing file", { "recall-update", "/nonexistent/task.json" } },
   }
   for _, row in ipairs(usage) do
@@ -103,6 +152,27 @@ describe("bin/itnio", function()
       assert.truthy(out:find("usage: itnio recall-update", 1, true), out)
     end)
   end
+
+  for _, args in ipairs({ { "--help" }, { "-h" }, { "help" }, { "recall-update", "-", "--help" } }) do
+    it("prints the help and exits 0 for itnio " .. table.concat(args, " "), function()
+      local out, status = itnio(env, TASK, (table.unpack or unpack)(args))
+      assert.equal(0, status, out)
+      for _, want in ipairs({ "usage: itnio recall-update FILE|- [--dry-run] [--json] [--passthrough]",
+                              "--dry-run", "--json", "--passthrough", "--version", "-h, --help",
+                              "ITNIO_API_KEY", "ITNIO_API_SECRET", "ITNIO_BASE_URL", "ITNIO_CAFILE",
+                              "Exit status", "\n  0  updated", "\n  1  ", "\n  2  usage",
+                              "\n  3  the task breaks", "\n  4  no answer" }) do
+        assert.truthy(out:find(want, 1, true), want)
+      end
+      assert.equal(0, sb:stats().requests)
+    end)
+  end
+
+  it("prints the version of the core and exits 0", function()
+    local out, status = itnio(env, nil, "--version")
+    assert.equal(0, status, out)
+    assert.equal("itnio " .. require("itnio.core")._VERSION .. "\n", out)
+  end)
 
   it("exits 2 for input that is not a JSON object", function()
     for _, bad in ipairs({ "{nope", "[1,2]", '"task"', "" }) do
