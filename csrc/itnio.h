@@ -154,4 +154,7 @@ int itnio_clock_sleep(lua_State *L);
 int itnio_sign(lua_State *L);
 int itnio_consteq(lua_State *L);
 
+/* ---- base64.c ---- */
+int itnio_base64(lua_State *L);
+
 #endif

@@ -8,6 +8,7 @@ static const luaL_Reg core_funcs[] = {
   { "now",                  itnio_clock_now },
   { "time",                 itnio_clock_time },
   { "sleep",                itnio_clock_sleep },
+  { "base64",               itnio_base64 },
   { NULL, NULL }
 };
 

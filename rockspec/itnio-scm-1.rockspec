@@ -20,7 +20,7 @@ build = {
   modules = {
     ["itnio.core"] = {
       sources = { "csrc/itnio_core.c", "csrc/clock.c", "csrc/http.c", "csrc/multi.c", "csrc/json_out.c",
-                  "csrc/schema.c", "csrc/sign.c", "csrc/validate.c" },
+                  "csrc/schema.c", "csrc/sign.c", "csrc/validate.c", "csrc/base64.c" },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },

@@ -68,6 +68,120 @@ describe("itnio.recall", function()
     assert.equal("N13", errs[1].rule)
   end)
 
+  describe("uploads", function()
+    -- A reference encoder in plain arithmetic (Lua 5.1 has no bit operators).
+    local ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local function ref_base64(s)
+      local out = {}
+      for i = 1, #s, 3 do
+        local a, b, c = s:byte(i, i + 2)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local d1, d2 = math.floor(n / 262144), math.floor(n / 4096) % 64
+        local d3, d4 = math.floor(n / 64) % 64, n % 64
+        out[#out + 1] = ALPHA:sub(d1 + 1, d1 + 1) .. ALPHA:sub(d2 + 1, d2 + 1)
+          .. (b and ALPHA:sub(d3 + 1, d3 + 1) or "=") .. (c and ALPHA:sub(d4 + 1, d4 + 1) or "=")
+      end
+      return table.concat(out)
+    end
+
+    local tmp = {}
+    local function write_tmp(bytes)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(bytes)
+      f:close()
+      tmp[#tmp + 1] = path
+      return path
+    end
+    after_each(function()
+      for _, path in ipairs(tmp) do os.remove(path) end
+      tmp = {}
+    end)
+
+    it("core.base64 gives the test vectors of RFC 4648, section 10", function()
+      local vectors = { [""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==",
+                        fooba = "Zm9vYmE=", foobar = "Zm9vYmFy" }
+      for bytes, text in pairs(vectors) do
+        assert.equal(text, core.base64(bytes))
+        assert.equal(text, ref_base64(bytes))
+        assert.equal(text, recall.upload_bytes("hello.wav", bytes).baseFile)
+      end
+    end)
+
+    it("core.base64 raises on anything but a string", function()
+      for _, bad in ipairs({ 12, true, {} }) do
+        assert.has_error(function() core.base64(bad) end)
+      end
+    end)
+
+    it("encodes a file with every byte value, across a chunk boundary", function()
+      local bytes = {}
+      for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+      local all = table.concat(bytes)
+      for _, content in ipairs({ all, all:rep(193) .. "xy" }) do   -- 49410 bytes: past 48 KiB
+        local path = write_tmp(content)
+        local node = assert(recall.upload_file(path, "bytes.wav"))
+        assert.equal(ref_base64(content), node.baseFile)
+      end
+    end)
+
+    it("encodes a 1 MB file as the reference encoder does, named by its base name", function()
+      local parts, x = {}, 12345
+      for i = 1, 1000000 do
+        x = (x * 1103515245 + 12345) % 2147483648
+        parts[i] = string.char(math.floor(x / 65536) % 256)
+      end
+      local content = table.concat(parts)
+      local path = write_tmp(content)
+      local node = assert(recall.upload_file(path))
+      assert.equal(path:match("[^/]+$"), node.uploadName)
+      assert.equal(2, node.source)
+      assert.equal(1333336, #node.baseFile)
+      assert.equal(ref_base64(content), node.baseFile)
+    end)
+
+    it("builds tasks the core accepts", function()
+      local path = write_tmp("RIFF....WAVEfmt ")
+      local t = encode(recall.task(299, { interval = 30, attempts = 1 }, {
+        assert(recall.upload_file(path, "greeting.wav")),
+        assert(recall.upload_bytes("hello.wav", "\0\1\2\255")),
+      }))
+      assert.same({ source = 2, uploadName = "greeting.wav", baseFile = "UklGRi4uLi5XQVZFZm10IA==",
+                    hangUpSms = 0, toSeat = 0 }, t.nodeList[1])
+      assert.equal("AAEC/w==", t.nodeList[2].baseFile)
+    end)
+
+    it("returns nil and a message naming the path for a missing file or a directory", function()
+      local node, err = recall.upload_file("/nonexistent/dir/voice.wav")
+      assert.is_nil(node)
+      assert.equal("string", type(err))
+      assert.truthy(err:find("/nonexistent/dir/voice.wav", 1, true), err)
+      node, err = recall.upload_file("/tmp", "directory.wav")
+      assert.is_nil(node)
+      assert.truthy(err:find("^/tmp: "), err)
+    end)
+
+    it("returns nil and a message for a file over the limit, before reading it", function()
+      assert.equal(64 * 1024 * 1024, recall.MAX_UPLOAD)
+      local path = write_tmp("")
+      assert(os.execute("truncate -s 65M " .. path))   -- sparse: no 65 MB written
+      local node, err = recall.upload_file(path)
+      assert.is_nil(node)
+      assert.truthy(err:find(path .. ": too large", 1, true), err)
+      assert.truthy(err:find("68157440 bytes; the limit is 67108864", 1, true), err)
+      -- a lower limit, on both builders; the limit itself still passes
+      path = write_tmp("12345")
+      assert.truthy(recall.upload_file(path, "small.wav", { max_bytes = 5 }))
+      node, err = recall.upload_file(path, "small.wav", { max_bytes = 4 })
+      assert.is_nil(node)
+      assert.truthy(err:find("5 bytes; the limit is 4", 1, true), err)
+      assert.truthy(recall.upload_bytes("small.wav", "12345", { max_bytes = 5 }))
+      node, err = recall.upload_bytes("small.wav", "12345", { max_bytes = 4 })
+      assert.is_nil(node)
+      assert.truthy(err:find("^small.wav: too large"), err)
+    end)
+  end)
+
   local raising = {
     { "an unknown task option",  function() recall.task(1, { intervall = 3 }) end, "intervall" },
     { "options that are not a table", function() recall.tts("x", "en", "fast") end, "must be a table" },
@@ -75,6 +189,12 @@ describe("itnio.recall", function()
     { "an unknown SMS event",    function() recall.voice_file("a"):sms("x", { on = { "answer" } }) end, "answer" },
     { "an unknown transfer option", function() recall.voice_file("a"):transfer{ groupId = 1 } end, "groupId" },
     { "nodes that are not a list", function() recall.task(1, {}, "nodes") end, "array" },
+    { "a path that is not a string", function() recall.upload_file(42) end, "path must be a string" },
+    { "an upload name that is not a string", function() recall.upload_file("a.wav", 5) end, "name must be" },
+    { "bytes that are not a string", function() recall.upload_bytes("hello.wav", 42) end, "bytes must be" },
+    { "a name for bytes that is not a string", function() recall.upload_bytes(nil, "x") end, "name must be" },
+    { "an unknown upload option", function() recall.upload_bytes("hello.wav", "x", { max = 1 }) end, "'max'" },
+    { "a bad max_bytes", function() recall.upload_file("a.wav", nil, { max_bytes = -1 }) end, "max_bytes" },
   }
   for _, row in ipairs(raising) do
     it("raises on " .. row[1], function()

@@ -56,6 +56,76 @@ function _M.upload(name, base64)
   return voice_node{ source = 2, uploadName = name, baseFile = base64 }
 end
 
+-- The largest file the upload builders encode. The vendor states no limit for baseFile
+-- (csrc/schema.c, N4), so this is ours: 64 MiB of audio, about 85 MiB of Base64 in the body.
+_M.MAX_UPLOAD = 64 * 1024 * 1024
+
+local UPLOAD_OPTS = { max_bytes = true }
+
+local function upload_max(fn, opts)
+  opts = check_opts(fn, opts, UPLOAD_OPTS)
+  local max = opts.max_bytes
+  if max == nil then return _M.MAX_UPLOAD end
+  if type(max) ~= "number" or max < 0 or max ~= math.floor(max) then
+    error(fn .. ": max_bytes must be a whole number of bytes", 3)
+  end
+  return max
+end
+
+-- Base64 in C; the core loads on first use, so the other builders stay pure Lua.
+local function base64(bytes)
+  return require("itnio.core").base64(bytes)
+end
+
+local function too_large(what, size, max)
+  return what .. ": too large to upload (" .. tostring(size) .. " bytes; the limit is "
+    .. tostring(max) .. ")"
+end
+
+--- An upload node (source 2) from the audio itself: Base64-encoded in C. Returns nil, err
+-- when bytes pass the size limit (MAX_UPLOAD, or opts.max_bytes).
+function _M.upload_bytes(name, bytes, opts)
+  if type(name) ~= "string" then error("recall.upload_bytes: name must be a string, got " .. type(name), 2) end
+  if type(bytes) ~= "string" then error("recall.upload_bytes: bytes must be a string, got " .. type(bytes), 2) end
+  local max = upload_max("recall.upload_bytes", opts)
+  if #bytes > max then return nil, too_large(name, #bytes, max) end
+  return _M.upload(name, base64(bytes))
+end
+
+--- An upload node (source 2) from a file, Base64-encoded in C; name defaults to the file's
+-- base name. Returns nil, err (a message naming the path) when the file cannot be read or
+-- passes the size limit (MAX_UPLOAD, or opts.max_bytes).
+function _M.upload_file(path, name, opts)
+  if type(path) ~= "string" then error("recall.upload_file: path must be a string, got " .. type(path), 2) end
+  if name ~= nil and type(name) ~= "string" then
+    error("recall.upload_file: name must be a string, got " .. type(name), 2)
+  end
+  local max = upload_max("recall.upload_file", opts)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, tostring(err) end
+  -- A directory opens but cannot be read, and its seek("end") says anything: probe first.
+  local probe, perr = f:read(0)
+  if probe == nil and perr then
+    f:close()
+    return nil, path .. ": " .. tostring(perr)
+  end
+  -- Then the size, so a huge file is refused before it is read (a pipe has none: read on).
+  local size = f:seek("end")
+  if size then
+    if size > max then
+      f:close()
+      return nil, too_large(path, size, max)
+    end
+    f:seek("set")
+  end
+  local data
+  data, err = f:read("*a")
+  f:close()
+  if not data then return nil, path .. ": " .. tostring(err or "cannot read") end
+  if #data > max then return nil, too_large(path, #data, max) end
+  return _M.upload(name or path:match("([^/]*)/*$"), base64(data))
+end
+
 --- An AI-agent node (A2): only the agent template id.
 function _M.agent(script_id)
   return setmetatable({ scriptId = script_id }, Node)
