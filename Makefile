@@ -1,5 +1,5 @@
 # lua-itnio: `make check` is the one command that installs, builds and runs everything.
-# Build for another Lua with LUA=luajit (build/luajit/itnio/core.so).
+# Build for another Lua with LUA=luajit, lua5.1, lua5.2 or lua5.3 (build/<lua>/itnio/core.so).
 
 LUA      ?= lua5.4
 BUILD    := build/$(LUA)
@@ -35,7 +35,7 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
               $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua
 
-.PHONY: all deps build lint test test-luajit asan valgrind fuzz check demo bench clean
+.PHONY: all deps build lint test test-luajit $(addprefix test-,$(OTHER_LUAS)) asan valgrind fuzz check demo bench clean
 
 all: build
 build: $(SO)
@@ -61,6 +61,20 @@ test: build
 test-luajit: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	$(call busted,luajit,build/luajit) spec/
+
+# And under every other Lua a host may embed (FreeSWITCH, Asterisk: 5.1 .. 5.4): every spec
+# whose code under test runs in the runner's Lua. Left out there: the specs of code that runs
+# elsewhere whatever the runner (inside nginx's LuaJIT, in LÖVE, in bin/itnio's lua5.4), which
+# test and test-luajit already run; five copies of them would cost minutes and test nothing new.
+OTHER_LUAS    := lua5.1 lua5.2 lua5.3
+ELSEWHERE     := spec/ngx_spec.lua spec/ngx_reader_spec.lua spec/openresty_example_spec.lua \
+                 spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua \
+                 $(wildcard spec/regress/ngx_*_spec.lua) spec/property/ngx_answers_spec.lua
+RUNNER_SPECS  := $(filter-out $(ELSEWHERE),$(wildcard spec/*_spec.lua spec/*/*_spec.lua))
+$(addprefix test-,$(OTHER_LUAS)): test-%: build
+	@$(MAKE) --no-print-directory LUA=luajit build
+	@$(MAKE) --no-print-directory LUA=$* build
+	$(call busted,$*,build/$*) $(RUNNER_SPECS)
 
 # AddressSanitizer + UBSan: the core built instrumented, the interpreter given the runtime.
 ASAN_SO := build/asan/itnio/core.so
@@ -118,3 +132,49 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 	  fi; \
 	  echo "fuzz $$f: no crash, no leak, no broken oracle in $(FUZZ_SECONDS) s"; \
 	done
+
+# A C host (README, "Embedding in a C host"): `make static` puts the core and the Lua layer
+# (as source text in C arrays, written by tools/embed-lua.lua) into build/libitnio.a for
+# Lua 5.4, with itnio_preload (embed/, csrc/itnio_embed.h). The nginx-only modules stay out:
+# itnio.sandbox (the sandbox's handler) and itnio.transport.ngx (needs ngx cosockets).
+# `make embed` builds examples/embed/host.c against it, and again with everything under
+# ThreadSanitizer, and runs spec/embed/host.lua (not a *_spec.lua: `make test` leaves it out).
+.PHONY: static embed
+STATIC       := build/libitnio.a
+EMBED_LUA    := $(filter-out lua/itnio/sandbox.lua lua/itnio/transport/ngx.lua, \
+                  $(wildcard lua/itnio/*.lua lua/itnio/*/*.lua))
+STATIC_FLAGS  = -std=gnu11 -fPIC -fvisibility=hidden $(OPT) $(CWARN) \
+                $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $(CFLAGS)
+STATIC_OBJS  := $(patsubst csrc/%.c,build/static/%.o,$(SRCS)) build/static/itnio_embed.o \
+                build/static/itnio_chunks.o
+HOST_LIBS     = $(shell pkg-config --libs lua5.4 libcurl libcrypto) -lm -lpthread
+
+build/embed/itnio_chunks.c: tools/embed-lua.lua $(EMBED_LUA)
+	@mkdir -p $(dir $@)
+	lua5.4 tools/embed-lua.lua $@ $(EMBED_LUA)
+build/static/%.o: csrc/%.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(STATIC_FLAGS) -c $< -o $@
+build/static/itnio_embed.o: embed/itnio_embed.c embed/itnio_chunks.h csrc/itnio_embed.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(STATIC_FLAGS) -Icsrc -Iembed -c $< -o $@
+build/static/itnio_chunks.o: build/embed/itnio_chunks.c embed/itnio_chunks.h
+	@mkdir -p $(dir $@)
+	$(CC) $(STATIC_FLAGS) -Iembed -c $< -o $@
+$(STATIC): $(STATIC_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+static: $(STATIC)
+
+build/embed/host: examples/embed/host.c csrc/itnio_embed.h $(STATIC)
+	$(CC) -std=gnu11 $(OPT) $(CWARN) -pthread -Icsrc $(shell pkg-config --cflags lua5.4) \
+	  $< $(STATIC) -o $@ $(HOST_LIBS)
+# The host, the core and itnio_preload instrumented (Lua, libcurl and OpenSSL are not).
+build/embed/host-tsan: examples/embed/host.c embed/itnio_embed.c build/embed/itnio_chunks.c \
+                       $(SRCS) $(HDRS) csrc/itnio_embed.h Makefile
+	clang -std=gnu11 -g -O1 -fsanitize=thread -pthread -fvisibility=hidden -Icsrc -Iembed \
+	  $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< embed/itnio_embed.c \
+	  build/embed/itnio_chunks.c $(SRCS) -o $@ $(HOST_LIBS)
+embed: build/embed/host build/embed/host-tsan
+	@$(MAKE) --no-print-directory LUA=luajit build
+	$(call busted,lua5.4,build/lua5.4) spec/embed/host.lua
