@@ -285,7 +285,7 @@ void itnio_http_push_headers(lua_State *L, const char *block, size_t len) {
 
 static long seconds_to_ms(lua_State *L, int idx, const char *name, double dflt) {
   double s = luaL_optnumber(L, idx, dflt);
-  if (!(s > 0 && s <= 86400)) luaL_error(L, "itnio: %s must be from 0 to 86400 seconds", name);
+  if (!(s > 0 && s <= 86400)) luaL_error(L, "itnio: %s must be more than 0 and at most 86400 seconds", name);
   return (long)(s * 1000.0 + 0.5) > 0 ? (long)(s * 1000.0 + 0.5) : 1;
 }
 

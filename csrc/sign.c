@@ -13,7 +13,7 @@ static size_t timestamp_text(lua_State *L, int arg, char *out, size_t outsz) {
   if (lua_type(L, arg) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, arg, &n);
-    if (n == 0 || n >= outsz) luaL_argerror(L, arg, "timestamp must be 1 to 20 decimal digits");
+    if (n == 0 || n > 20 || n >= outsz) luaL_argerror(L, arg, "timestamp must be 1 to 20 decimal digits");
     for (size_t i = 0; i < n; i++)
       if (s[i] < '0' || s[i] > '9') luaL_argerror(L, arg, "timestamp must be decimal digits only");
     memcpy(out, s, n);

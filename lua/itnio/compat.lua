@@ -20,7 +20,8 @@ function _M.ngx_phase()
   return yieldable[phase] == true, phase
 end
 
---- Monotonic seconds (durations, deadlines).
+--- Seconds for durations and deadlines: a monotonic clock outside nginx; inside it ngx.now()
+-- (nginx's cached wall clock, refreshed here), the clock its timers and ngx.sleep keep.
 function _M.now()
   if ngx and ngx.update_time and _M.ngx_phase() then
     ngx.update_time()

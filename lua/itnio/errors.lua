@@ -5,7 +5,7 @@
 local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require("itnio.core")._VERSION }   -- the one version: csrc/itnio.h
 
 local function one_line(s)
   return (tostring(s):gsub("[%c]+", " "))

@@ -14,7 +14,11 @@
 -- A wrong option name or type is a programming error and raises.
 local type, pairs, ipairs, error, setmetatable, tostring = type, pairs, ipairs, error, setmetatable, tostring
 
-local _M = { _VERSION = "0.1.0" }
+-- _VERSION comes from the core when asked (csrc/itnio.h is the one place it is written): the
+-- builders themselves work without the C core.
+local _M = setmetatable({}, { __index = function(_, k)
+  if k == "_VERSION" then return require("itnio.core")._VERSION end
+end })
 
 local Node = {}
 Node.__index = Node

@@ -27,7 +27,7 @@ local floor, abs = math.floor, math.abs
 local fmt, lower = string.format, string.lower
 local io_open = io.open
 
-local M = { _VERSION = "0.1.0" }
+local M = { _VERSION = require("itnio.core")._VERSION }
 
 local JSON_CT = "application/json;charset=UTF-8"
 local SUCCESS = '{"code":0,"msg":"success","data":null}'
