@@ -414,6 +414,45 @@ describe("the client against the sandbox", function()
   end)
 end)
 
+describe("the failure contract at the edges", function()
+  local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
+  local c = assert(itnio.new{ api_key = "key123", api_secret = "secret456",
+                              transport = function() return { status = 200, body = '{"code":0}' } end })
+
+  it("refuses transport = 'ngx' outside nginx with a ConfigError that says why", function()
+    local made, err = itnio.new{ api_key = "key123", api_secret = "secret456", transport = "ngx" }
+    assert.is_nil(made)
+    assert.is_true(errors.is(err, errors.ConfigError))
+    assert.truthy(tostring(err):find("OpenResty", 1, true), tostring(err))
+  end)
+
+  local bad = {
+    { "opts that are not a table", "fast", "table expected" },
+    { "a deadline that is not a number", { deadline = "5" }, "opts.deadline" },
+    { "a deadline of 0", { deadline = 0 }, "opts.deadline" },
+    { "a passthrough that is not a boolean", { passthrough = "yes" }, "opts.passthrough" },
+  }
+  for _, row in ipairs(bad) do
+    for _, method in ipairs{ "update_recall_task", "prepare_recall_update", "start_recall_update" } do
+      it(method .. " raises a clear argument error for " .. row[1], function()
+        local ok, msg = pcall(c[method], c, TASK, row[2])
+        assert.is_false(ok)
+        msg = tostring(msg)
+        assert.truthy(msg:find(method, 1, true), msg)
+        assert.truthy(msg:find(row[3], 1, true), msg)
+      end)
+    end
+  end
+
+  it("a call after close returns a TransportError 'closed'", function()
+    local closing = assert(itnio.new{ api_key = "key123", api_secret = "secret456" })
+    closing:close()
+    local res, err = closing:update_recall_task(TASK)
+    assert.is_nil(res)
+    assert.equal("closed", err.reason)
+  end)
+end)
+
 describe("itnio.core's HTTP handle", function()
   local core_http = core.http_new{}
 

@@ -58,6 +58,13 @@ describe("the ngx transport inside nginx", function()
     assert.equal("From inside nginx", sb:task(299).task.nodeList[1].text)
   end)
 
+  it("sends the method the request names (GET), and refuses one it does not speak", function()
+    local r = call("method")
+    assert.equal(200, r.status, r.err)
+    assert.truthy(r.body:find('"requests"', 1, true), r.body)
+    assert.truthy(r.put and r.put:find("GET or POST", 1, true), r.put)
+  end)
+
   it("uses curl inside nginx only when asked", function()
     local r = call("update", { transport = "curl" })
     assert.is_true(r.ok, r.message)

@@ -117,7 +117,20 @@ function _M.encode(client, endpoint, task, opts, fname)
     error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(task) .. ")", 3)
   end
   local passthrough = client.passthrough
-  if opts and opts.passthrough ~= nil then passthrough = opts.passthrough == true end
+  if opts ~= nil then
+    -- The per-call options, checked here, where the caller can be named (not deep inside).
+    if type(opts) ~= "table" then
+      error("bad argument #2 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
+    end
+    local p, d = opts.passthrough, opts.deadline
+    if p ~= nil and type(p) ~= "boolean" then
+      error("bad argument #2 to '" .. fname .. "' (opts.passthrough must be a boolean, got " .. type(p) .. ")", 3)
+    end
+    if d ~= nil and (type(d) ~= "number" or not (d > 0 and d <= 86400)) then
+      error("bad argument #2 to '" .. fname .. "' (opts.deadline must be seconds, more than 0 and at most 86400)", 3)
+    end
+    if p ~= nil then passthrough = p end
+  end
   local body, list = endpoint.encode(task, passthrough and { passthrough = true } or nil)
   if not body then return nil, errors.validation(list, list.truncated) end
   return body

@@ -16,6 +16,8 @@ local setmetatable = setmetatable
 local floor = math.floor
 local sub, find, format = string.sub, string.find, string.format
 
+local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
+
 local _M = { _VERSION = core._VERSION, errors = errors }
 
 local DEFAULT_BASE_URL = "https://api.itniotech.com"
@@ -136,6 +138,9 @@ function _M.new(opts)
   local t = opts.transport
   if type(t) == "function" then
     self.transport_name, self.transport = "custom", t
+  elseif t == "ngx" and not (ngx and ngx.socket and ngx.socket.tcp) then
+    return config_error('transport "ngx" needs OpenResty (nginx with its Lua module): outside '
+      .. 'nginx, leave transport unset or use "curl"')
   elseif t == nil or t == "curl" or t == "ngx" then
     self.transport_name = t
   else

@@ -88,6 +88,16 @@ function cases.batch(args)
   return out
 end
 
+-- The transport itself, with the method the request names: GET the sandbox's stats, then a
+-- method it must refuse.
+function cases.method(args)
+  local t = require("itnio.transport.ngx").new{ max_body = 65536 }
+  local resp, err = t{ method = "GET", url = args.base .. "/sandbox/stats", headers = {}, timeout = 2 }
+  local _, put_err = t{ method = "PUT", url = args.base .. "/sandbox/stats", headers = {}, body = "", timeout = 2 }
+  return { status = resp and resp.status, body = resp and resp.body, err = err and err.message,
+           put = put_err and put_err.message }
+end
+
 -- Two calls on one client: the answer under test, then one that must still work. With the
 -- log lines the client wrote, and the first call's seconds.
 function cases.twice(args)

@@ -238,11 +238,15 @@ function _M.new(opts)
     local server_name = (host:gsub("^%[(.*)%]$", "%1"))   -- [::1] -> ::1
     local addr = server_name == "localhost" and "127.0.0.1" or server_name
     local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+    local method, req_body = req.method or "POST", req.body or ""
+    if method ~= "POST" and method ~= "GET" then
+      return fail(nil, "other", "method must be GET or POST, got " .. tostring(method), false)
+    end
     local lines = {
-      "POST " .. path .. " HTTP/1.1",
+      method .. " " .. path .. " HTTP/1.1",
       "Host: " .. host .. (default_port and "" or (":" .. port)),
       "User-Agent: " .. user_agent,
-      "Content-Length: " .. #req.body,
+      "Content-Length: " .. #req_body,
       "Connection: keep-alive",
     }
     local names = {}
@@ -289,7 +293,7 @@ function _M.new(opts)
       sock:settimeouts(connect_ms, left, left)
 
       local sent
-      sent, err = sock:send({ head, req.body })
+      sent, err = sock:send({ head, req_body })
       local rd = new_reader(sock, deadline, connect_ms)
       local status, status_line
       if sent then
