@@ -54,7 +54,7 @@ void itnio_json_double(lua_State *L, itnio_buf *b, double v);
 /* The same text as itnio_json_double, into out (at least 32 bytes); returns its length. */
 size_t itnio_fmt_double(char *out, double v);
 
-/* ---- schema.c: the rules of spec/API.md as data ---- */
+/* ---- schema.c: the rules of doc/rules.md as data ---- */
 
 enum itnio_kind  { ITNIO_K_INT, ITNIO_K_NUM, ITNIO_K_STR, ITNIO_K_NODES, ITNIO_K_STRLIST };
 enum itnio_check { ITNIO_S_ANY, ITNIO_S_BASE64, ITNIO_S_DIGIT, ITNIO_S_SEATKEY, ITNIO_S_SMS };
@@ -68,7 +68,7 @@ typedef struct itnio_field {
   const char   *name;
   const char   *jkey;       /* "\"name\":" as written in the body */
   unsigned char namelen, jkeylen;
-  const char   *rule;       /* rule id in spec/API.md */
+  const char   *rule;       /* rule id, as doc/rules.md lists them */
   unsigned char kind;       /* itnio_kind */
   unsigned char check;      /* itnio_check, for strings */
   unsigned char flags;

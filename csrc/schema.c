@@ -1,4 +1,4 @@
-/* The body rules of spec/API.md as static data: one row per field, in the order the
+/* The body rules of doc/rules.md as static data: one row per field, in the order the
  * fields are written to the body (the vendor's parameter table; voiceFileName and
  * idxSmsAppId where the vendor's example puts them). validate.c walks these rows. */
 #include <strings.h>

@@ -1,5 +1,5 @@
 /* The request signature: MD5(Api-Key .. secret .. Timestamp) as 32 lowercase hex digits
- * (spec/API.md, Authentication), through OpenSSL's EVP interface. */
+ * (the vendor's signing rule), through OpenSSL's EVP interface. */
 #include <math.h>
 #include <stdio.h>
 #include <openssl/crypto.h>

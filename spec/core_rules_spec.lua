@@ -1,4 +1,4 @@
--- Every rule of spec/API.md (T1..T6, N1..N24, A1..A3): accepted and refused cases.
+-- Every rule of doc/rules.md (T1..T6, N1..N24, A1..A3): accepted and refused cases.
 -- A refused row names the only {rule, field} pairs the encoder may report (row.also adds
 -- more); an accepted row must encode, and decoding the body must give the input back.
 local core = require "itnio.core"

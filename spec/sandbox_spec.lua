@@ -9,7 +9,7 @@ local socket = require "socket"
 local SUCCESS = '{"code":0,"msg":"success","data":null}'
 local UPDATE = "/voice/recallFlow/update"
 
--- The vendor's own example body (vendor-doc-recallFlow-update.txt), nulls and all.
+-- The vendor's own example body (from its page for this endpoint), nulls and all.
 local VENDOR_EXAMPLE = require("support.fixtures").VENDOR_BODY
 
 local function task(over)

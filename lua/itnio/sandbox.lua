@@ -33,7 +33,7 @@ local JSON_CT = "application/json;charset=UTF-8"
 local SUCCESS = '{"code":0,"msg":"success","data":null}'
 local PASSTHROUGH = { passthrough = true }
 
--- The vendor's messages for its documented codes (spec/API.md, "Response").
+-- The vendor's messages for its documented codes (its page, "Response").
 local MESSAGES = {
   [0] = "success",
   [-1] = "account authentication exception",

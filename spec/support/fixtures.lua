@@ -291,7 +291,7 @@ function F.encode(core, task, opts)
 end
 
 -- MD5 hex through lua-md5 when it is installed for this Lua, else nil.
--- The request body of the vendor's page (spec/vendor-doc-recallFlow-update.txt), verbatim.
+-- The request body of the vendor's page for this endpoint, verbatim.
 F.VENDOR_BODY = [[
 {
     "keyId": 299,
