@@ -35,7 +35,7 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
               $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua
 
-.PHONY: all deps build lint test test-luajit $(addprefix test-,$(OTHER_LUAS)) asan valgrind fuzz check demo bench clean
+.PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) asan valgrind fuzz check demo bench clean
 
 all: build
 build: $(SO)
@@ -93,6 +93,13 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-k
 valgrind: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	ITNIO_PROPERTY_CASES=300 $(call busted,$(VALGRIND) lua5.4,build/lua5.4) --exclude-tags=timing $(MEM_SPECS)
+
+# The API reference (LDoc): build/doc/index.html from the doc comments of the Lua layer and
+# of the core's C functions (doc/config.ld). Fails on any LDoc warning and, by
+# tools/check-doc, on a public function without a doc comment.
+doc:
+	ldoc -c doc/config.ld --fatalwarnings .
+	lua5.4 tools/check-doc .
 
 check: deps
 	@tools/check

@@ -2,6 +2,9 @@
  * wants), through OpenSSL's EVP_EncodeBlock. The input goes in bounded chunks (a multiple of
  * 3 bytes, so only the last chunk pads) into an output buffer a userdata owns: a raise at any
  * point (out of memory) leaks nothing, and the output is sized once, never rebuilt. */
+/***
+ * @submodule itnio.core
+ */
 #include <openssl/evp.h>
 
 #include "itnio.h"
@@ -10,6 +13,10 @@
 
 _Static_assert(CHUNK % 3 == 0, "CHUNK must be whole groups of 3 bytes");
 
+/*** Standard padded Base64 (RFC 4648) of some bytes, on one line.
+ * @function base64
+ * @tparam string bytes
+ * @treturn string */
 int itnio_base64(lua_State *L) {
   size_t n, out, off;
   const char *s;

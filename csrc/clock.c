@@ -1,10 +1,16 @@
 /* Clocks and a sleep for the Lua layer's retry loop outside nginx (inside nginx it uses
  * ngx.now and ngx.sleep, which do not block the worker). */
+/***
+ * @submodule itnio.core
+ */
 #include <errno.h>
 #include <time.h>
 
 #include "itnio.h"
 
+/*** Seconds on a monotonic clock, for durations and deadlines.
+ * @function now
+ * @treturn number */
 /* core.now() -> seconds on a monotonic clock (for deadlines and durations). */
 int itnio_clock_now(lua_State *L) {
   struct timespec ts;
@@ -13,6 +19,9 @@ int itnio_clock_now(lua_State *L) {
   return 1;
 }
 
+/*** Unix time in seconds, with a fraction (the Timestamp header).
+ * @function time
+ * @treturn number */
 /* core.time() -> Unix time in seconds, with a fraction (for the Timestamp header). */
 int itnio_clock_time(lua_State *L) {
   struct timespec ts;
@@ -21,6 +30,9 @@ int itnio_clock_time(lua_State *L) {
   return 1;
 }
 
+/*** Blocks the thread for some seconds (outside nginx only: it would stall a worker).
+ * @function sleep
+ * @tparam number seconds 0 to 86400 */
 /* core.sleep(seconds): blocks this thread; resumes after signals until the time is up. */
 int itnio_clock_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);

@@ -5,6 +5,9 @@
  * allocation after that (the handle, the header list of the request in flight, the response
  * buffers), so a Lua error at any point leaks nothing. libcurl's callbacks only append to
  * those buffers; they never call Lua and never raise. */
+/***
+ * @submodule itnio.core
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <curl/curl.h>
@@ -168,6 +171,15 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body), "MAXFILESIZE");
 }
 
+/*** A blocking HTTP handle (the curl transport's): one libcurl easy handle, so
+ * consecutive requests ride one kept-alive connection. It closes itself when collected.
+ * @type Http */
+
+/*** A blocking HTTP handle on one libcurl easy handle (keep-alive between calls).
+ * @function http_new
+ * @tparam table opts `cafile`, `capath`, `proxy` (a URL, or true for the environment's;
+ * none when unset), `user_agent`, `max_body` (bytes), `insecure` (exactly true: TLS not verified)
+ * @treturn Http */
 /* core.http_new(opts) -> itnio.Http (options: see itnio_xfer_configure). */
 static int http_new(lua_State *L) {
   itnio_http *h;
@@ -424,6 +436,20 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
   return 4;
 }
 
+/*** Sends one request and waits for its answer.
+ * @function Http:perform
+ * @tparam string method GET or POST
+ * @tparam string url http or https
+ * @tparam {string,...} header_lines "Name: value" each, no CR, LF or NUL
+ * @tparam[opt] string body
+ * @tparam[opt=10] number timeout seconds for the whole transfer
+ * @tparam[opt=3] number connect_timeout seconds
+ * @treturn int the HTTP status
+ * @treturn string the answer's raw header block (see parse_headers)
+ * @treturn string the body
+ * @treturn boolean whether a kept-alive connection carried it
+ * @return[2] nil
+ * @treturn[2] table `{ kind, code, message, sent }` when no answer came */
 /* http:perform(method, url, header_lines, body, timeout, connect_timeout): see
  * itnio_xfer_finish. Blocks until the answer or a failure. */
 static int http_perform(lua_State *L) {
@@ -432,6 +458,8 @@ static int http_perform(lua_State *L) {
   return itnio_xfer_finish(L, &h->x, curl_easy_perform(h->x.easy));
 }
 
+/*** Frees the handle and its connection; safe to call twice.
+ * @function Http:close */
 static int http_close(lua_State *L) {
   itnio_xfer_release(&((itnio_http *)luaL_checkudata(L, 1, HTTP_MT))->x);
   return 0;
@@ -467,6 +495,10 @@ void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CF
   lua_pop(L, 1);
 }
 
+/*** An answer's raw header block as a table: lower-case names, repeats joined by ", ".
+ * @function parse_headers
+ * @tparam string block
+ * @treturn table */
 /* core.parse_headers(block) -> { ["lower-case name"] = value } for a raw header block. */
 static int parse_headers(lua_State *L) {
   size_t n;
@@ -475,6 +507,9 @@ static int parse_headers(lua_State *L) {
   return 1;
 }
 
+/*** The version of the libcurl in use.
+ * @function curl_version
+ * @treturn string */
 /* core.curl_version() -> "7.88.1" */
 static int curl_version_text(lua_State *L) {
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -1,3 +1,17 @@
+/***
+ * The C core of lua-itnio: checks a task against every rule while writing its body, signs a
+ * request, and moves it over libcurl. The module `itnio` is built on it; use the core
+ * directly for a dry check (`encode_recall_update`) or your own transport. Programming
+ * errors (a wrong argument type) raise; bad data comes back as `nil, errs`.
+ * @module itnio.core
+ */
+
+/*** The version of lua-itnio (the one place it is written).
+ * @field _VERSION */
+
+/*** The most broken rules one `encode_recall_update` reports (100).
+ * @field MAX_ERRORS */
+
 /* luaopen_itnio_core: registers the core's functions, nothing else. */
 #include "itnio.h"
 

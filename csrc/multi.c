@@ -20,6 +20,9 @@
  * anywhere (a bad argument, no memory) leaks nothing, and __gc/close free whatever is left,
  * transfers in flight included. Transfers are never handed to Lua as pointers: Lua holds an
  * integer id (slot and generation), so a stale id finds nothing instead of freed memory. */
+/***
+ * @submodule itnio.core
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -193,6 +196,9 @@ static itnio_multi *check_multi(lua_State *L) {
   return m;
 }
 
+/*** Ends every transfer in flight and frees the handle; safe to call twice (and what the
+ * collector does to a Multi left behind).
+ * @function Multi:close */
 static int multi_gc(lua_State *L) {
   multi_release((itnio_multi *)luaL_checkudata(L, 1, MULTI_MT));
   return 0;
@@ -210,6 +216,14 @@ static void multi_check(lua_State *L, CURLMcode rc, const char *what) {
                                  curl_multi_strerror(rc));
 }
 
+/*** Many transfers at once on one libcurl multi handle (the jobs' and the batch's). It
+ * closes itself, and every transfer in flight, when collected.
+ * @type Multi */
+
+/*** A handle that runs many requests at once without blocking (libcurl's multi interface).
+ * @function multi_new
+ * @tparam table opts as for http_new
+ * @treturn Multi */
 /* core.multi_new(opts) -> itnio.Multi. opts: as core.http_new. */
 static int multi_new(lua_State *L) {
   itnio_multi *m;
@@ -295,6 +309,15 @@ static void recycle(itnio_multi *m, size_t slot) {
   m->free_ids[m->nfree++] = slot;
 }
 
+/*** Queues a request; nothing is sent until perform.
+ * @function Multi:add
+ * @tparam string method
+ * @tparam string url
+ * @tparam {string,...} header_lines
+ * @tparam[opt] string body
+ * @tparam[opt=10] number timeout
+ * @tparam[opt=3] number connect_timeout
+ * @treturn int the transfer's id */
 /* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
  * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
 static int multi_add(lua_State *L) {
@@ -369,6 +392,9 @@ static void run_timer(lua_State *L, itnio_multi *m) {
   }
 }
 
+/*** Does what the sockets have ready, without waiting.
+ * @function Multi:perform
+ * @treturn int the transfers still running */
 /* m:perform() -> running. Acts on libcurl's timer if it is due and on the sockets that are
  * ready, without waiting; finished transfers queue up for next_done. The timer goes first:
  * a new transfer that takes over a kept-alive connection then changes its watch before the
@@ -395,6 +421,9 @@ static int multi_perform(lua_State *L) {
   return 1;
 }
 
+/*** The id of a finished transfer not handed out yet.
+ * @function Multi:next_done
+ * @treturn int|nil */
 /* m:next_done() -> the id of the oldest finished transfer not handed out yet, or nil. */
 static int multi_next_done(lua_State *L) {
   itnio_multi *m = check_multi(L);
@@ -413,6 +442,10 @@ static int multi_next_done(lua_State *L) {
   return 1;
 }
 
+/*** A finished transfer's outcome, as Http:perform gives it; frees the transfer.
+ * @function Multi:take
+ * @tparam int id
+ * @raise when id is not a finished transfer */
 /* m:take(id) -> status, headers, body, info | nil, err (see http:perform); frees the
  * transfer. An id that is not a finished transfer raises. */
 static int multi_take(lua_State *L) {
@@ -426,6 +459,10 @@ static int multi_take(lua_State *L) {
   return n;
 }
 
+/*** Stops a transfer and frees it.
+ * @function Multi:cancel
+ * @tparam int id
+ * @treturn boolean|nil whether any byte of it left; nil for an id that names nothing */
 /* m:cancel(id) -> sent. Stops a running transfer (or drops a finished one) and frees it;
  * sent says whether any byte of the request left. An unknown id returns nil. */
 static int multi_cancel(lua_State *L) {
@@ -443,6 +480,9 @@ static int multi_cancel(lua_State *L) {
   return 1;
 }
 
+/*** Waits until a socket is ready, libcurl's timer is due, or the seconds pass.
+ * @function Multi:wait
+ * @tparam number seconds 0 to 86400 */
 /* m:wait(seconds): blocks until a socket of the transfers is ready, libcurl's own timer
  * is due, or the time passes (0 returns at once). It only waits: perform acts. */
 static int multi_wait(lua_State *L) {
@@ -462,6 +502,9 @@ static int multi_wait(lua_State *L) {
   return 0;
 }
 
+/*** How many transfers run.
+ * @function Multi:count
+ * @treturn int */
 /* m:count() -> transfers running (added, not finished). */
 static int multi_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_multi(L)->nrunning);

@@ -1,5 +1,8 @@
 /* The request signature: MD5(Api-Key .. secret .. Timestamp) as 32 lowercase hex digits
  * (the vendor's signing rule), through OpenSSL's EVP interface. */
+/***
+ * @submodule itnio.core
+ */
 #include <math.h>
 #include <stdio.h>
 #include <openssl/crypto.h>
@@ -43,6 +46,13 @@ static const char *check_string(lua_State *L, int arg, size_t *n) {
   return lua_tolstring(L, arg, n);
 }
 
+/*** The request's Sign: MD5(api_key .. secret .. timestamp) as 32 lowercase hex digits.
+ * @function sign
+ * @tparam string api_key the account's key
+ * @tparam string secret the account's secret
+ * @tparam int|string timestamp whole seconds since 1970, 0 to 2^53-1, or 1 to 20 decimal digits
+ * @treturn string the digest
+ * @raise on a wrong argument or if OpenSSL cannot hash */
 /* core.sign(api_key, secret, timestamp) -> hex */
 int itnio_sign(lua_State *L) {
   static const char hex[] = "0123456789abcdef";
@@ -79,6 +89,11 @@ int itnio_sign(lua_State *L) {
   return 1;
 }
 
+/*** Compares two strings in constant time (for signatures).
+ * @function consteq
+ * @tparam string a
+ * @tparam string b
+ * @treturn boolean whether they are equal */
 /* core.consteq(a, b) -> boolean: equality in time independent of where they differ. */
 int itnio_consteq(lua_State *L) {
   size_t al, bl;

@@ -6,6 +6,9 @@
  * checked and written in the schema's order. The output lives in an itnio_buf userdata,
  * not a luaL_Buffer, so the walk may use the stack freely; a raise anywhere (memory) leaves
  * the buffer to its __gc. Nothing recurses on the caller's data beyond task -> node. */
+/***
+ * @submodule itnio.core
+ */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -638,6 +641,17 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
   lua_settop(L, base);
 }
 
+/*** Checks a task against every rule (doc/rules.md) and writes its JSON body in the same pass.
+ * The task is read raw: no metamethod of the caller's runs.
+ * @function encode_recall_update
+ * @tparam table task
+ * @tparam[opt] table opts `passthrough` (boolean: send unknown scalar fields), `null` (the
+ * JSON null sentinel of the caller's JSON library)
+ * @treturn string the body
+ * @return[2] nil
+ * @treturn[2] table every broken rule, `{ rule, field, message }` each (at most MAX_ERRORS;
+ * `truncated` set when more broke)
+ * @raise when task is not a table or opts is malformed */
 int itnio_encode_recall_update(lua_State *L) {
   walker w;
   luaL_checktype(L, 1, LUA_TTABLE);

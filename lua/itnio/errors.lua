@@ -2,6 +2,7 @@
 -- Every error is a table with kind (its class name), code, message, retryable, http_status,
 -- attempts; TransportError adds sent, HttpError retry_after, ValidationError errors.
 -- tostring(err) is one line.
+-- @module itnio.errors
 local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
 local concat = table.concat
 
@@ -28,12 +29,16 @@ local function define(name, defaults)
   cls.__index = cls
   cls.__tostring = describe
   cls.__name = "itnio." .. name
+  --- A new error of this class: the class's defaults, then `fields` (a table, or nil).
+  -- @local
   function cls.new(fields)
     local e = { kind = name }
     for k, v in pairs(defaults) do e[k] = v end
     if fields then for k, v in pairs(fields) do e[k] = v end end
     return setmetatable(e, cls)
   end
+  --- Is e an instance of this class (or of class c)?
+  -- @local
   function cls.is(e, c) return getmetatable(e) == (c or cls) end
   _M[name] = cls
   return cls

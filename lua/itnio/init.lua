@@ -5,6 +5,7 @@
 --   local res, err = client:update_recall_task(task)   -- res.code == 0, or err (itnio.errors)
 --
 -- Failures come back as nil, err; programming errors (a wrong argument type) raise.
+-- @module itnio
 local core   = require "itnio.core"
 local errors = require "itnio.errors"
 local compat = require "itnio.compat"

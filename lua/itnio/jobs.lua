@@ -10,6 +10,7 @@
 -- backoff, Retry-After and the skew fix's resend are timers that poll checks, never sleeps.
 -- What an attempt's outcome means comes from itnio.call, as for the blocking call.
 -- Inside nginx the batch runs ngx.thread light threads on the cosocket transport.
+-- @module itnio.jobs
 local core   = require "itnio.core"
 local errors = require "itnio.errors"
 local compat = require "itnio.compat"
@@ -231,6 +232,7 @@ local function check_on_done(f, fname)
 end
 
 --- Adds start_recall_update, poll, update_recall_tasks to the client class.
+-- @local
 function _M.install(Client, endpoint, closed_error)
 
   -- A new job for a body, or nil, err when jobs cannot run here.
@@ -401,6 +403,7 @@ function _M.install(Client, endpoint, closed_error)
 end
 
 --- Ends every job of a closed client: no callback runs; the multi handle is freed.
+-- @local
 function _M.close(client)
   local r = client._jobs
   if not r then return end

@@ -12,6 +12,7 @@
 --   client:update_recall_task(task)
 --
 -- A wrong option name or type is a programming error and raises.
+-- @module itnio.recall
 local type, pairs, ipairs, error, setmetatable, tostring = type, pairs, ipairs, error, setmetatable, tostring
 
 -- _VERSION comes from the core when asked (csrc/itnio.h is the one place it is written): the
