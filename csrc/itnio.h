@@ -1,15 +1,29 @@
-/* Private header of the C core. Every symbol here is hidden (-fvisibility=hidden);
- * the module exports luaopen_itnio_core and nothing else. */
+/* Private header of the C core. Every symbol declared here is hidden, by the pragma below
+ * (not only by the Makefile's -fvisibility=hidden: LuaRocks' builtin build passes no such
+ * flag); the module exports luaopen_itnio_core and nothing else (tools/check-exports). Each
+ * C file of csrc/ includes this header before it defines anything, so each definition takes the
+ * hidden visibility of its declaration here. */
 #ifndef ITNIO_H
 #define ITNIO_H
 
 #include <stddef.h>
 #include <string.h>
 #include <stdint.h>
+#include <curl/curl.h>
 #include "compat.h"
+
+/* The one exported symbol: declared before the hidden region, and defined in itnio_core.c
+ * with the same explicit default visibility. */
+__attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L);
+
+/* Everything from here to the end of the header is hidden. The system and Lua headers are
+ * included above, outside it: a hidden declaration of libcurl's or Lua's functions would
+ * make the compiler expect them inside this module. */
+#pragma GCC visibility push(hidden)
 
 #define ITNIO_VERSION      "0.1.0"
 #define ITNIO_MAX_ERRORS   100
+#define ITNIO_MAX_FIELDS   32    /* rows of one schema (validate.c keeps a state per row) */
 #define ITNIO_MAX_HEAD     (64 * 1024)   /* an answer's header block, as the nginx reader caps it */
 /* Integers must be exact in every JSON reader and in LuaJIT's doubles (RFC 8259, section 6). */
 #define ITNIO_SAFE_INT     9007199254740991.0   /* 2^53 - 1 */
@@ -88,6 +102,8 @@ typedef struct itnio_schema {
 extern const itnio_schema itnio_task_schema, itnio_node_schema;
 /* Index of the node fields that rules across fields need (N13). */
 extern const int itnio_node_hangupsms, itnio_node_push[4];
+/* NULL, or the name of a row whose condition names a row not before it. */
+const char *itnio_schema_problem(void);
 /* Field index by exact name, or -1. */
 int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
 /* Field index by case-insensitive name (for "did you mean"), or -1. */
@@ -95,14 +111,10 @@ int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
 /* Is s valid padded Base64 (RFC 4648 section 4)? Returns NULL or what is wrong. */
 const char *itnio_base64_problem(const char *s, size_t n);
 
-int luaopen_itnio_core(lua_State *L);
-
 /* ---- validate.c ---- */
 int itnio_encode_recall_update(lua_State *L);
 
 /* ---- http.c: the libcurl transport; adds http_new, multi_new and curl_version ---- */
-
-#include <curl/curl.h>
 
 typedef struct itnio_membuf {
   char  *p;
@@ -156,5 +168,7 @@ int itnio_consteq(lua_State *L);
 
 /* ---- base64.c ---- */
 int itnio_base64(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

@@ -27,6 +27,8 @@ static const luaL_Reg core_funcs[] = {
 };
 
 __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
+  const char *bad = itnio_schema_problem();
+  if (bad) return luaL_error(L, "itnio: schema row %s has a condition on a row after it", bad);
   itnio_newlibtable(L, core_funcs);
   itnio_setfuncs(L, core_funcs);
   lua_pushliteral(L, ITNIO_VERSION);

@@ -68,6 +68,9 @@ static const itnio_field node_fields[] = {
 };
 
 _Static_assert(sizeof node_fields / sizeof node_fields[0] == NODE_NFIELDS, "node rows and their enum differ");
+_Static_assert(NODE_NFIELDS <= ITNIO_MAX_FIELDS, "more node rows than validate.c keeps state for");
+_Static_assert(sizeof task_fields / sizeof task_fields[0] <= ITNIO_MAX_FIELDS,
+               "more task rows than validate.c keeps state for");
 
 const itnio_schema itnio_task_schema = {
   "task", "T6", task_fields, (int)(sizeof task_fields / sizeof task_fields[0])
@@ -77,6 +80,18 @@ const itnio_schema itnio_node_schema = {
 };
 const int itnio_node_hangupsms = HANGUP;
 const int itnio_node_push[4] = { FBPUSH, OKPUSH, FAILPUSH, RINGPUSH };
+
+/* NULL, or what is wrong with the tables: a row's condition must name an earlier row (the
+ * walk decides rows in order, so a later one has no state yet). luaopen checks it once. */
+const char *itnio_schema_problem(void) {
+  const itnio_schema *ss[2] = { &itnio_task_schema, &itnio_node_schema };
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < ss[k]->nfields; i++) {
+      const itnio_field *f = &ss[k]->fields[i];
+      if (f->cond >= i || f->cond2 >= i) return f->name;
+    }
+  return NULL;
+}
 
 int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl) {
   for (int i = 0; i < s->nfields; i++) {

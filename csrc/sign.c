@@ -23,14 +23,12 @@ static size_t timestamp_text(lua_State *L, int arg, char *out, size_t outsz) {
     return n;
   }
   if (lua_type(L, arg) == LUA_TNUMBER) {
-#if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(L, arg)) {
+    if (itnio_isinteger(L, arg)) {
       lua_Integer v = lua_tointeger(L, arg);
       if (v < 0 || v > (lua_Integer)ITNIO_SAFE_INT)
         luaL_argerror(L, arg, "timestamp must be whole seconds from 0 to 2^53-1");
       return (size_t)snprintf(out, outsz, "%lld", (long long)v);
     }
-#endif
     {
       double d = (double)lua_tonumber(L, arg);
       if (!(d >= 0) || floor(d) != d || d > ITNIO_SAFE_INT)

@@ -29,7 +29,6 @@ typedef struct walker {
 enum { ST_ABSENT = 0, ST_OK, ST_BAD };
 
 #define EMIT(w)     ((w)->nerr == 0)   /* once a rule broke, the body is dropped: stop writing */
-#define MAXFIELDS   32
 
 /* ---- errors ---- */
 
@@ -90,12 +89,10 @@ static const char *value_text(lua_State *L, int idx, char *tmp) {
     if (lua_type(L, idx) == LUA_TLIGHTUSERDATA) return "userdata";
     return luaL_typename(L, idx);
   }
-#if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, idx)) {
+  if (itnio_isinteger(L, idx)) {
     snprintf(tmp, 32, "%lld", (long long)lua_tointeger(L, idx));
     return tmp;
   }
-#endif
   {
     double d = (double)lua_tonumber(L, idx);
     if (d != d) return "nan";
@@ -170,8 +167,8 @@ static void fail_value(walker *w, int node, const itnio_field *f, const char *ru
 typedef struct object {
   const itnio_schema *s;
   int node;                        /* 1-based node index; 0 for the task itself */
-  unsigned char st[MAXFIELDS];     /* ST_* per field */
-  int64_t iv[MAXFIELDS];           /* integer values of the fields that were ST_OK */
+  unsigned char st[ITNIO_MAX_FIELDS];   /* ST_* per field */
+  int64_t iv[ITNIO_MAX_FIELDS];         /* integer values of the fields that were ST_OK */
 } object;
 
 static int is_one_of(const object *o, int field, int value) {
@@ -223,14 +220,12 @@ enum { INT_OK, INT_BAD, INT_UNSAFE };
 static int read_int(lua_State *L, int idx, int64_t *out) {
   double d;
   if (lua_type(L, idx) != LUA_TNUMBER) return INT_BAD;
-#if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, idx)) {
+  if (itnio_isinteger(L, idx)) {
     lua_Integer i = lua_tointeger(L, idx);
     if (i > (lua_Integer)ITNIO_SAFE_INT || i < -(lua_Integer)ITNIO_SAFE_INT) return INT_UNSAFE;
     *out = (int64_t)i;
     return INT_OK;
   }
-#endif
   d = (double)lua_tonumber(L, idx);
   if (d != d || floor(d) != d) return INT_BAD;       /* NaN, fractions; inf fails below */
   if (fabs(d) > ITNIO_SAFE_INT) return INT_UNSAFE;
@@ -258,9 +253,7 @@ static int check_num(walker *w, object *o, const itnio_field *f, int v) {
     return 0;
   }
   if (EMIT(w)) {
-#if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(L, v)) { itnio_json_integer(L, w->b, (int64_t)lua_tointeger(L, v)); return 1; }
-#endif
+    if (itnio_isinteger(L, v)) { itnio_json_integer(L, w->b, (int64_t)lua_tointeger(L, v)); return 1; }
     itnio_json_double(L, w->b, d);
   }
   return 1;
@@ -375,9 +368,8 @@ static int seq_len(lua_State *L, int t, size_t *len) {
     double k;
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TNUMBER) { lua_pop(L, 1); return 0; }
-#if LUA_VERSION_NUM >= 503
-    if (!lua_isinteger(L, -1)) { lua_pop(L, 1); return 0; }   /* 5.3+ keeps whole keys integral */
-#endif
+    /* 5.3+ keeps whole keys integral (before 5.3 every number is a double) */
+    if (LUA_VERSION_NUM >= 503 && !itnio_isinteger(L, -1)) { lua_pop(L, 1); return 0; }
     k = (double)lua_tonumber(L, -1);
     if (!(k >= 1) || floor(k) != k) { lua_pop(L, 1); return 0; }
     count++;
