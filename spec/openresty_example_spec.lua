@@ -79,6 +79,19 @@ describe("examples/openresty", function()
     assert.equal(0, sb:stats().requests)
   end)
 
+  it("updates a task with a 5 MB baseFile (a body nginx spools to a file)", function()
+    local base64 = string.rep("QUJD", 5 * 1024 * 1024 / 4)
+    local big = cjson.encode{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
+      nodeList = { { source = 2, uploadName = "big-greeting.wav", baseFile = base64, hangUpSms = 0, toSeat = 0 } } }
+    assert.is_true(#big > 5 * 1024 * 1024)
+    local status, body = example:get("/recall-task", "POST", big, { ["Content-Type"] = "application/json" })
+    assert.equal(200, status, body)
+    assert.is_true(cjson.decode(body).ok, body)
+    local stored = sb:task(299).task.nodeList[1]
+    assert.equal("big-greeting.wav", stored.uploadName)
+    assert.equal(#base64, #stored.baseFile)
+  end)
+
   it("answers 400 for a body that is not JSON", function()
     local status = example:get("/recall-task", "POST", "{nope", { ["Content-Type"] = "application/json" })
     assert.equal(400, status)

@@ -38,11 +38,25 @@ local function reply(status, value)
   return ngx.exit(status)
 end
 
-function _M.update()
+-- The request's body: in memory up to client_body_buffer_size, else the file nginx spooled
+-- it to (a task with a large baseFile).
+local function request_body()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
+  if body then return body end
+  local path = ngx.req.get_body_file()
+  if not path then return nil end
+  local f = io.open(path, "rb")   -- a local file nginx just wrote: fast, no network
+  if not f then return nil end
+  body = f:read("*a")
+  f:close()
+  return body
+end
+
+function _M.update()
+  local body = request_body()
   if not body then
-    return reply(400, { ok = false, error = { message = "send the task as a JSON body (at most 1 MB in memory)" } })
+    return reply(400, { ok = false, error = { message = "send the task as a JSON body (at most 16 MB)" } })
   end
   local task = cjson.decode(body)
   if type(task) ~= "table" then
