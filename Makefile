@@ -116,6 +116,8 @@ bench: deps build
 
 clean:
 	rm -rf build
+	rm -f csrc/*.o itnio/core.so   # left by a `luarocks make` run in the checkout
+	@rmdir itnio 2>/dev/null || true
 
 # libFuzzer: the encoder (fuzz/fuzz_encode.c), response handling (fuzz/fuzz_response.c) and
 # the multi handle's life cycle (fuzz/fuzz_multi.c, against loopback listeners on a thread),
@@ -185,3 +187,12 @@ build/embed/host-tsan: examples/embed/host.c embed/itnio_embed.c build/embed/itn
 embed: build/embed/host build/embed/host-tsan
 	@$(MAKE) --no-print-directory LUA=luajit build
 	$(call busted,lua5.4,build/lua5.4) spec/embed/host.lua
+
+# LuaRocks (README, "Install with LuaRocks"): spec/rock/install.lua checks that the rockspec
+# lists exactly csrc/*.c and the modules of lua/itnio, runs `luarocks make --deps-mode=none`
+# into a temporary tree for Lua 5.4 and 5.1 (from a copy of the sources), requires every module
+# from that tree alone, runs the installed `itnio --help`, and checks the rock's core.so with
+# tools/check-exports. Not a *_spec.lua: `make test` leaves it out.
+.PHONY: rock
+rock:
+	$(call busted,lua5.4,build/lua5.4) spec/rock/install.lua

@@ -11,9 +11,16 @@ signs the request (MD5, OpenSSL) and sends it (libcurl, or nginx cosockets in Op
   license = "MIT",
 }
 dependencies = { "lua >= 5.1, < 5.5", "lua-cjson" }
+-- Debian (and Ubuntu) keep curl's headers under the multiarch include directory
+-- (/usr/include/x86_64-linux-gnu/curl), where LuaRocks' header check does not look, while the
+-- compiler finds them there by itself. So CURL is checked by its library alone (LuaRocks looks
+-- in lib/<multiarch> too) and CURL_INCDIR defaults to <prefix>/include; CURL_INCDIR=...,
+-- CURL_DIR=... (and OPENSSL_*) on the command line still override where the build looks.
+-- On Debian, lua-cjson comes from apt, which LuaRocks does not see: build with
+-- `luarocks make --deps-mode=none rockspec/itnio-scm-1.rockspec` (README, "Install with LuaRocks").
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",

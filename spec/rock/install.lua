@@ -1,0 +1,173 @@
+-- `make rock`: rockspec/itnio-scm-1.rockspec against the files on disk, then `luarocks make` of
+-- it (Debian's luarocks, offline, --deps-mode=none: lua-cjson comes from apt) into a temporary
+-- tree for Lua 5.4 and for Lua 5.1, and what got installed: every module required from a clean
+-- directory with the tree alone on the paths, the installed `itnio --help`, and the exports of
+-- the rock's core.so. Its name does not end in _spec, so `make test` (busted spec/) leaves it out.
+local sandbox = require "support.sandbox"
+local q, run, ROOT = sandbox.shell_quote, sandbox.run, sandbox.root
+
+local ROCKSPEC = "rockspec/itnio-scm-1.rockspec"
+local MULTIARCH = "/usr/lib/" .. (run("cc -print-multiarch"):gsub("%s+$", ""))
+
+-- The rockspec is plain Lua assignments: run it in an empty environment, return its globals.
+local function load_rockspec()
+  local f = assert(io.open(ROOT .. "/" .. ROCKSPEC, "rb"))
+  local text = f:read("*a")
+  f:close()
+  local env = {}
+  local chunk
+  if setfenv then   -- Lua 5.1 and LuaJIT
+    chunk = assert(loadstring(text, "@" .. ROCKSPEC))
+    setfenv(chunk, env)
+  else
+    chunk = assert(load(text, "@" .. ROCKSPEC, "t", env))
+  end
+  chunk()
+  return env
+end
+
+-- Lines of a command's output, sorted.
+local function lines(cmd)
+  local out, ok = run(cmd)
+  assert(ok, out)
+  local t = {}
+  for l in out:gmatch("[^\n]+") do t[#t + 1] = l end
+  table.sort(t)
+  return t
+end
+
+-- The Lua layer on disk: module name -> file (lua/itnio/x/init.lua is itnio.x).
+local function lua_modules_on_disk()
+  local mods = {}
+  for _, file in ipairs(lines("cd " .. q(ROOT) .. " && find lua/itnio -name '*.lua'")) do
+    local name = file:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    mods[name] = file
+  end
+  return mods
+end
+
+describe("the rockspec", function()
+  local spec = load_rockspec()
+  local modules = spec.build and spec.build.modules or {}
+
+  it("builds itnio.core from exactly the C files of csrc/", function()
+    local core = modules["itnio.core"]
+    assert.is_table(core)
+    local listed = {}
+    for _, s in ipairs(core.sources) do listed[#listed + 1] = s end
+    table.sort(listed)
+    assert.same(lines("cd " .. q(ROOT) .. " && ls csrc/*.c"), listed)
+  end)
+
+  it("maps exactly the Lua files of lua/itnio, each to its module name", function()
+    local listed = {}
+    for name, m in pairs(modules) do
+      if type(m) == "string" then listed[name] = m end
+    end
+    assert.same(lua_modules_on_disk(), listed)
+  end)
+
+  it("has no C module but itnio.core, and installs scripts that exist", function()
+    for name, m in pairs(modules) do
+      if type(m) ~= "string" then assert.equal("itnio.core", name) end
+    end
+    for _, b in ipairs(spec.build.install.bin) do
+      assert(io.open(ROOT .. "/" .. b, "rb"), b .. " is missing"):close()
+    end
+  end)
+end)
+
+-- `luarocks make` builds in its current directory (csrc/*.o, itnio/core.so there), so it runs in
+-- a copy of what the rockspec needs, never in the checkout.
+for _, v in ipairs { "5.4", "5.1" } do
+  describe("luarocks make for Lua " .. v, function()
+    local tmp, tree, clean, out, ok
+    local paths   -- LUA_PATH and LUA_CPATH: the tree, and the system's C modules for cjson
+
+    setup(function()
+      local dir, made = run("mktemp -d")
+      assert(made, dir)
+      tmp = dir:gsub("%s+$", "")
+      tree, clean = tmp .. "/tree", tmp .. "/clean"
+      local copied, cp_ok = run("mkdir " .. q(tmp .. "/src") .. " " .. q(clean) .. " && cd " .. q(ROOT)
+        .. " && cp -R csrc lua bin rockspec doc " .. q(tmp .. "/src"))
+      assert(cp_ok, copied)
+      -- 5.1 also gives CURL_INCDIR, as a user whose curl lives elsewhere would: it must be used.
+      local extra = v == "5.1" and (" CURL_INCDIR=" .. q(MULTIARCH:gsub("/lib/", "/include/"))) or ""
+      out, ok = run("cd " .. q(tmp .. "/src") .. " && luarocks --lua-version " .. v .. " --tree "
+        .. q(tree) .. " make --deps-mode=none " .. ROCKSPEC .. extra)
+      local share, lib = tree .. "/share/lua/" .. v, tree .. "/lib/lua/" .. v
+      paths = "env -u LUA_INIT -u LUA_INIT_5_4 -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
+        .. " LUA_PATH=" .. q(share .. "/?.lua;" .. share .. "/?/init.lua")
+        .. " LUA_CPATH=" .. q(lib .. "/?.so;" .. MULTIARCH .. "/lua/" .. v .. "/?.so")
+    end)
+    teardown(function()
+      if tmp then run("rm -rf -- " .. q(tmp)) end
+    end)
+
+    it("builds and installs offline, against the Lua " .. v .. " headers", function()
+      assert.is_true(ok, out)
+      assert.truthy(out:find("-I/usr/include/lua" .. v .. " ", 1, true), out)
+      if v == "5.1" then
+        assert.truthy(out:find("-I" .. MULTIARCH:gsub("/lib/", "/include/"), 1, true), out)
+      end
+      assert(io.open(tree .. "/lib/lua/" .. v .. "/itnio/core.so", "rb"), out):close()
+    end)
+
+    it("loads every module from the tree alone, from a clean directory", function()
+      assert.is_true(ok, out)
+      local names = { "itnio.core" }
+      for name in pairs(lua_modules_on_disk()) do names[#names + 1] = name end
+      table.sort(names)
+      -- Each module is required, then found again along the paths to show where it came from.
+      -- itnio.transport.ngx needs nginx's `ngx` at load time: a stub, set for it alone.
+      local f = assert(io.open(clean .. "/load.lua", "wb"))
+      f:write([[
+local function where(name)
+  for _, paths in ipairs { package.path, package.cpath } do
+    for t in paths:gmatch("[^;]+") do
+      local file = t:gsub("%?", (name:gsub("%.", "/")))
+      local h = io.open(file, "rb")
+      if h then h:close() return file end
+    end
+  end
+end
+for i = 1, #arg do
+  if arg[i] == "itnio.transport.ngx" then ngx = { socket = { tcp = function() end } } end
+  assert(require(arg[i]))
+  ngx = nil
+  io.write(arg[i], " ", where(arg[i]) or "?", "\n")
+end
+]])
+      f:close()
+      local cmd = "cd " .. q(clean) .. " && " .. paths .. " lua" .. v .. " load.lua"
+      for _, name in ipairs(names) do cmd = cmd .. " " .. name end
+      local loaded, loaded_ok = run(cmd)
+      assert(loaded_ok, loaded)
+      local on_disk, expect = lua_modules_on_disk(), {}
+      for _, name in ipairs(names) do   -- lua/itnio/x.lua is installed as <tree>/share/lua/<v>/itnio/x.lua
+        local file = name == "itnio.core" and tree .. "/lib/lua/" .. v .. "/itnio/core.so"
+          or tree .. "/share/lua/" .. v .. "/" .. on_disk[name]:gsub("^lua/", "")
+        expect[#expect + 1] = name .. " " .. file
+      end
+      assert.equal(table.concat(expect, "\n") .. "\n", loaded)
+    end)
+
+    it("installs an itnio command whose --help exits 0", function()
+      assert.is_true(ok, out)
+      local help, help_ok = run("cd " .. q(clean) .. " && " .. paths .. " " .. q(tree .. "/bin/itnio")
+        .. " --help")
+      assert(help_ok, help)
+      assert.truthy(help:find("^usage: itnio recall%-update"), help)
+      local version = run("cd " .. q(clean) .. " && " .. paths .. " " .. q(tree .. "/bin/itnio") .. " --version")
+      assert.truthy(version:find("^itnio %d+%.%d+%.%d+\n$"), version)
+    end)
+
+    it("exports luaopen_itnio_core and nothing else from the rock's core.so", function()
+      assert.is_true(ok, out)
+      local exports, exports_ok = run(q(ROOT .. "/tools/check-exports") .. " "
+        .. q(tree .. "/lib/lua/" .. v .. "/itnio/core.so"))
+      assert(exports_ok, exports)
+    end)
+  end)
+end
