@@ -150,7 +150,7 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 # ThreadSanitizer, and runs spec/embed/host.lua (not a *_spec.lua: `make test` leaves it out).
 .PHONY: static embed
 STATIC       := build/libitnio.a
-EMBED_LUA    := $(filter-out lua/itnio/sandbox.lua lua/itnio/transport/ngx.lua, \
+EMBED_LUA    := $(filter-out lua/itnio/sandbox.lua lua/itnio/sandbox/%.lua lua/itnio/transport/ngx.lua, \
                   $(wildcard lua/itnio/*.lua lua/itnio/*/*.lua))
 STATIC_FLAGS  = -std=gnu11 -fPIC -fvisibility=hidden $(OPT) $(CWARN) \
                 $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $(CFLAGS)

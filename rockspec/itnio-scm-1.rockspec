@@ -40,6 +40,7 @@ build = {
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",
     ["itnio.recall"]          = "lua/itnio/recall.lua",
     ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
+    ["itnio.sandbox.control"] = "lua/itnio/sandbox/control.lua",
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
     ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",
   },

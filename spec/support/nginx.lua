@@ -39,25 +39,19 @@ local function user_line()
   return out:match("^0%s*$") and "user root root;" or ""
 end
 
+-- The specs' servers fill the one nginx config template (lua/itnio/sandbox/nginx.conf.in,
+-- which bin/itnio-sandbox fills for the sandbox); $PORT, $PREFIX, $REPO and $MODULES are
+-- filled in by N.start, as in a whole `conf` of the caller's.
 local function default_conf(opts)
-  return table.concat({
-    "$MODULES", user_line(),
-    "daemon on; master_process on; worker_processes 1;",
-    "error_log $PREFIX/logs/error.log info;",
-    "pid $PREFIX/logs/nginx.pid;",
-    opts.main or "",
-    "events { worker_connections 1024; }",
-    "http {",
-    "  access_log off;",
-    "  lua_package_path \"$REPO/lua/?.lua;$REPO/lua/?/init.lua;$REPO/spec/?.lua;;\";",
-    "  lua_package_cpath \"$REPO/build/luajit/?.so;;\";",
-    opts.http or "",
-    "  server {",
-    "    listen 127.0.0.1:$PORT;",
-    opts.server or "",
-    "  }",
-    "}",
-  }, "\n")
+  local f = assert(io.open(ROOT .. "/lua/itnio/sandbox/nginx.conf.in", "rb"))
+  local template = f:read("*a")
+  f:close()
+  local fill = {
+    WRITER = "spec/support/nginx.lua", MODULES = "$MODULES", USER = user_line(), PREFIX = "$PREFIX",
+    REPO = "$REPO", LOG_LEVEL = "info", EXTRA_LUA_PATH = "$REPO/spec/?.lua;", MAIN = opts.main or "",
+    HTTP = opts.http or "", SERVER = "    listen 127.0.0.1:$PORT;\n" .. (opts.server or ""),
+  }
+  return (template:gsub("@([%u_]+)@", function(name) return fill[name] end))
 end
 
 local Server = {}
