@@ -66,11 +66,7 @@ end
 local function multi_of(r)
   local m = r.multi
   if not m then
-    local topts, mod = r.client.transport_opts, require "itnio.transport.curl"
-    m = core.multi_new{
-      cafile = topts.cafile, capath = topts.capath, proxy = topts.proxy, max_body = topts.max_body,
-      user_agent = topts.user_agent or mod.default_user_agent, insecure = topts.insecure == true,
-    }
+    m = core.multi_new(require("itnio.transport.curl").handle_opts(r.client.transport_opts))
     r.multi = m
   end
   return m

@@ -7,14 +7,21 @@ local pairs, sort = pairs, table.sort
 
 local _M = {}
 
---- _M.new(opts) -> transport function, handle. opts: cafile, capath, proxy, user_agent,
--- max_body, insecure (exactly true turns verification off). Its answers carry the raw
--- header block as `head` (parsed only when the client needs a header), not `headers`.
-function _M.new(opts)
-  local h = core.http_new{
-    cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy,
-    user_agent = opts.user_agent, max_body = opts.max_body, insecure = opts.insecure == true,
+_M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.curl_version()
+
+--- The options of a libcurl handle (http_new, multi_new) from the client's transport options:
+-- cafile, capath, proxy, user_agent, max_body, insecure (exactly true turns verification off).
+function _M.handle_opts(opts)
+  return {
+    cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy, max_body = opts.max_body,
+    user_agent = opts.user_agent or _M.default_user_agent, insecure = opts.insecure == true,
   }
+end
+
+--- _M.new(opts) -> transport function, handle (opts: see handle_opts). Its answers carry the
+-- raw header block as `head` (parsed only when the client needs a header), not `headers`.
+function _M.new(opts)
+  local h = core.http_new(_M.handle_opts(opts))
   local function transport(req)
     local lines = req.lines   -- the client's own requests carry their header lines ready
     if not lines then
@@ -29,8 +36,5 @@ function _M.new(opts)
   end
   return transport, h
 end
-
-_M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.curl_version()
-
 
 return _M
