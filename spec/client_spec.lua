@@ -8,19 +8,8 @@ local sandbox = require "support.sandbox"
 local fx      = require "support.fixtures"
 local dump    = fx.dump
 
-local function task(over)
-  local t = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
-    nodeList = { { source = 3, text = "Hello from the spec", lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
-  for k, v in pairs(over or {}) do t[k] = v end
-  return t
-end
-
-local function client(sb, over)
-  local opts = { api_key = sb.api_key, api_secret = sb.api_secret, base_url = sb.http_url,
-                 backoff_base = 0.01, backoff_cap = 0.05 }
-  for k, v in pairs(over or {}) do opts[k] = v end
-  return assert(itnio.new(opts))
-end
+local function task(over) return sandbox.task("Hello from the spec", over) end
+local function client(sb, over) return sb:client(over) end
 
 describe("itnio.new", function()
   local good = { api_key = "key123", api_secret = "secret456" }

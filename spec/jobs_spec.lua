@@ -1,24 +1,12 @@
 -- Jobs and the batch outside nginx: client:start_recall_update, client:poll, job:done,
 -- job:result, job:cancel, on_done, client:update_recall_tasks, against the sandbox over real
 -- sockets. Tests tagged #timing assert generous bounds on elapsed time (valgrind leaves them out).
-local itnio   = require "itnio"
 local errors  = require "itnio.errors"
 local core    = require "itnio.core"
 local sandbox = require "support.sandbox"
 
-local function task(over)
-  local t = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
-    nodeList = { { source = 3, text = "Hello from a job", lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
-  for k, v in pairs(over or {}) do t[k] = v end
-  return t
-end
-
-local function client(sb, over)
-  local opts = { api_key = sb.api_key, api_secret = sb.api_secret, base_url = sb.http_url,
-                 backoff_base = 0.01, backoff_cap = 0.05 }
-  for k, v in pairs(over or {}) do opts[k] = v end
-  return assert(itnio.new(opts))
-end
+local function task(over) return sandbox.task("Hello from a job", over) end
+local function client(sb, over) return sb:client(over) end
 
 -- Polls until every job of c has ended (bounded: a hung job fails the spec, not the suite).
 local function drain(c, limit)

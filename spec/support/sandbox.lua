@@ -7,6 +7,8 @@
 --                             keepalive_timeout = nil, key = nil, secret = nil }
 --   sb.http_url, sb.https_url, sb.cafile, sb.api_key, sb.api_secret, sb.prefix, sb.port, sb.tls_port
 --   sb:reset()  sb:fault{ kind = "code", code = -18, count = 1 }  sb:faults()  sb:stats()
+--   sb:client{ max_retries = 0 }   -- an itnio client on this sandbox, quick backoff
+--   sandbox.task("text", { keyId = 300 })   -- a valid task (one TTS node saying text)
 --   sb:task(299)  sb:set_task(302, "Pending")  sb:error_log()  sb:status()  sb:stop()
 --
 -- Prefixes are build/test-sandbox-<pid>-<n>; sb:stop() removes its prefix (set
@@ -139,6 +141,22 @@ end
 
 function Sandbox:reset() return control_json(self, "POST", "/sandbox/reset") end
 function Sandbox:stats() return control_json(self, "GET", "/sandbox/stats") end
+
+-- An itnio client on this sandbox's plain-HTTP port, its backoff short; `over` sets options.
+function Sandbox:client(over)
+  local opts = { api_key = self.api_key, api_secret = self.api_secret, base_url = self.http_url,
+                 backoff_base = 0.01, backoff_cap = 0.05 }
+  for k, v in pairs(over or {}) do opts[k] = v end
+  return assert(require("itnio").new(opts))
+end
+
+-- A valid task with one text-to-speech node saying `text`; `over` sets top-level fields.
+function S.task(text, over)
+  local t = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
+    nodeList = { { source = 3, text = text, lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
+  for k, v in pairs(over or {}) do t[k] = v end
+  return t
+end
 function Sandbox:faults() return control_json(self, "GET", "/sandbox/faults") end
 function Sandbox:clear_faults() return control_json(self, "DELETE", "/sandbox/faults") end
 
