@@ -56,7 +56,8 @@ end
 local function runner_of(client)
   local r = client._jobs
   if not r then
-    r = { client = client, live = {}, count = 0, finished = 0, by_id = {}, timers = {}, ended = {} }
+    -- A job not done is in by_id (its transfer runs) or in timers (it waits to send).
+    r = { client = client, count = 0, finished = 0, by_id = {}, timers = {}, ended = {} }
     client._jobs = r
   end
   return r
@@ -75,7 +76,6 @@ end
 local function finish(r, job, res, err)
   if job.state == DONE then return end
   job.state, job.res, job.err, job.id, job.wake = DONE, res, err, nil, nil
-  r.live[job] = nil
   r.count = r.count - 1
   r.finished = r.finished + 1
   if job.on_done then r.ended[#r.ended + 1] = job end
@@ -244,7 +244,6 @@ function _M.install(Client, endpoint, closed_error)
     local c = call.new(self, endpoint, body, opts, budget)
     c.lines = self.transport_name ~= "custom"   -- the multi handle takes libcurl's lines
     local job = setmetatable({ call = c, on_done = on_done, runner = r }, job_mt)
-    r.live[job] = true
     r.count = r.count + 1
     if self.transport_name == "custom" then
       schedule(r, job, 0)   -- a transport function of the caller's runs from poll only
@@ -403,9 +402,8 @@ end
 function _M.close(client)
   local r = client._jobs
   if not r then return end
-  for job in pairs(r.live) do
-    cancel(r, job, "closed", "the client was closed while the job ran")
-  end
+  for _, job in pairs(r.by_id) do cancel(r, job, "closed", "the client was closed while the job ran") end
+  for _, job in ipairs(r.timers) do cancel(r, job, "closed", "the client was closed while the job ran") end
   r.ended, r.timers, r.by_id = {}, {}, {}
   if r.multi then r.multi:close() end
   r.multi = nil
