@@ -43,6 +43,12 @@ itnio_buf *itnio_buf_new(lua_State *L, size_t hint);
 void       itnio_buf_reserve(lua_State *L, itnio_buf *b, size_t extra);
 /* Pushes the contents as a Lua string and frees the memory at once. */
 void       itnio_buf_pushresult(lua_State *L, itnio_buf *b);
+/* As itnio_buf_new, but takes the state's spare buffer when there is one (the encoder's:
+ * a body per call, so its memory is reused instead of allocated and collected each time). */
+itnio_buf *itnio_buf_borrow(lua_State *L, size_t hint);
+/* Pushes the contents as a Lua string and gives the buffer (its userdata at stack index
+ * idx) back as the spare, emptied; a large one is freed instead. */
+void       itnio_buf_pushkeep(lua_State *L, itnio_buf *b, int idx);
 
 static inline void itnio_buf_addmem(lua_State *L, itnio_buf *b, const char *s, size_t n) {
   if (b->cap - b->len < n) itnio_buf_reserve(L, b, n);

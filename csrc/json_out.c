@@ -55,6 +55,41 @@ void itnio_buf_pushresult(lua_State *L, itnio_buf *b) {
   buf_free(b);
 }
 
+/* The encoder's spare buffer: the registry holds at most one, idle. A borrower takes it out
+ * (so a nested encode, from a finalizer run by the collector mid-walk, gets a new one), and
+ * gives it back when done; one that raises leaves its buffer to the collector. */
+static const char spare_key = 0;
+#define SPARE_MAX (64 * 1024)   /* a buffer that grew past this is freed, not kept */
+
+itnio_buf *itnio_buf_borrow(lua_State *L, size_t hint) {
+  itnio_buf *b;
+  lua_pushlightuserdata(L, (void *)&spare_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return itnio_buf_new(L, hint);
+  }
+  b = (itnio_buf *)lua_touserdata(L, -1);
+  lua_pushlightuserdata(L, (void *)&spare_key);
+  lua_pushnil(L);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  b->len = 0;
+  if (hint) itnio_buf_reserve(L, b, hint);
+  return b;
+}
+
+void itnio_buf_pushkeep(lua_State *L, itnio_buf *b, int idx) {
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  if (b->cap > SPARE_MAX) {
+    buf_free(b);
+    return;
+  }
+  b->len = 0;
+  lua_pushlightuserdata(L, (void *)&spare_key);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 /* Byte classes for the string scanner. */
 enum { C_PLAIN = 0, C_ESC, C_L2, C_L3, C_L4, C_BAD, C_NUL };
 

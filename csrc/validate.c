@@ -5,7 +5,9 @@
  * here. Each object's fields are first sorted into stack slots (one lua_next pass), then
  * checked and written in the schema's order. The output lives in an itnio_buf userdata,
  * not a luaL_Buffer, so the walk may use the stack freely; a raise anywhere (memory) leaves
- * the buffer to its __gc. Nothing recurses on the caller's data beyond task -> node. */
+ * the buffer to its __gc. The buffer is the state's spare, borrowed and given back, so a
+ * call allocates only its body string. Nothing recurses on the caller's data beyond
+ * task -> node. */
 /***
  * @submodule itnio.core
  */
@@ -39,6 +41,10 @@ static void add_error(walker *w, const char *rule) {
     w->full = 1;
     lua_pop(L, 2);
     return;
+  }
+  if (w->nerr == 0) {
+    lua_newtable(L);
+    lua_replace(L, w->errs);
   }
   lua_createtable(L, 0, 3);
   lua_pushstring(L, rule);
@@ -664,9 +670,9 @@ int itnio_encode_recall_update(lua_State *L) {
   } else {
     lua_pushnil(L);
   }
-  lua_newtable(L);
+  lua_pushnil(L);   /* the errors array, made at the first error */
   w.errs = 4;
-  w.b = itnio_buf_new(L, 512);
+  w.b = itnio_buf_borrow(L, 512);
   walk_object(&w, 1, &itnio_task_schema, 0);
   if (w.nerr) {
     lua_pushnil(L);
@@ -677,6 +683,6 @@ int itnio_encode_recall_update(lua_State *L) {
     }
     return 2;
   }
-  itnio_buf_pushresult(L, w.b);
+  itnio_buf_pushkeep(L, w.b, 5);
   return 1;
 }

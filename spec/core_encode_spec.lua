@@ -422,3 +422,41 @@ describe("round trips", function()
     assert.are.equal(encode_ok(task), encode_ok(task))
   end)
 end)
+
+-- The encoder keeps one spare output buffer per Lua state and reuses it call after call.
+describe("the reused output buffer", function()
+  local small = F.task_nodes(voice(1, SMS))
+  local small_body = encode_ok(small)
+
+  it("gives each call its own body, whatever came before", function()
+    local big = encode_ok(F.task_nodes(voice(2, { baseFile = rep("QUJD", 40000) })))   -- > 64 KiB
+    local mid = encode_ok(F.task_nodes(voice(1, SMS), voice(2, SEAT), agent()))
+    assert.are.equal(small_body, encode_ok(small))
+    assert.truthy(#big > 160000 and #mid > #small_body)
+    assert.are.equal(big, encode_ok(F.task_nodes(voice(2, { baseFile = rep("QUJD", 40000) }))))
+  end)
+
+  it("is not left half-written by a refused task or a raise", function()
+    local body, errs = core.encode_recall_update(F.task({ keyId = "x" }))
+    assert.is_nil(body)
+    assert.truthy(#errs >= 1)
+    assert.is_false((pcall(core.encode_recall_update, small, { passthrough = 1 })))
+    assert.are.equal(small_body, encode_ok(small))
+  end)
+
+  it("serves an encode that a finalizer runs while another encode is under way", function()
+    -- In a Lua of its own, with this one's paths: busted's large heap makes the collector's
+    -- cycles too long for finalizers to fall inside an encode.
+    local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local paths = ("package.path = %q; package.cpath = %q"):format(package.path, package.cpath)
+    local cmd = lua .. " -e '" .. paths:gsub("'", "'\\''") .. "' spec/support/nested_encode.lua 2>&1; echo __rc=$?"
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    p:close()
+    local seen, nested, wrong = out:match("^(%d+)%s+(%d+)%s+(%d+)%s+__rc=0%s*$")
+    assert(seen, out)
+    assert.are.equal(8000, tonumber(seen))
+    assert.truthy(tonumber(nested) > 0, "no finalizer ran inside an encode: " .. out)
+    assert.are.equal(0, tonumber(wrong))
+  end)
+end)
