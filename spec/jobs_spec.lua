@@ -92,6 +92,27 @@ describe("jobs", function()
     assert.equal(1, #calls)
   end)
 
+  it("lets on_done poll and start jobs: every callback runs once, none is lost", function()
+    local c = client(sb)
+    local done, order = {}, {}
+    local function cb(name, more)
+      return function(res, err)
+        assert(res, tostring(err))
+        order[#order + 1] = name
+        done[name] = (done[name] or 0) + 1
+        c:poll(0.05)   -- a callback that polls: the jobs it ends are delivered too, once
+        if more then assert(c:start_recall_update(task(), { on_done = cb(more) })) end
+      end
+    end
+    for i = 1, 4 do assert(c:start_recall_update(task(), { on_done = cb("a" .. i, "b" .. i) })) end
+    drain(c)
+    assert.equal(8, #order, table.concat(order, " "))
+    for i = 1, 4 do
+      assert.equal(1, done["a" .. i])
+      assert.equal(1, done["b" .. i])
+    end
+  end)
+
   it("logs an on_done that raises, and the other jobs still end", function()
     local lines = {}
     local c = client(sb, { logger = function(level, msg) lines[#lines + 1] = level .. " " .. msg end })

@@ -151,7 +151,7 @@ function _M.new(client, endpoint, body, opts, budget)
   return {
     client = client, url = client.urls[endpoint], body = body, started = t,
     deadline = deadline, deadline_at = at, budget = budget,
-    attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
+    attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false, t0 = t,
   }
 end
 
@@ -162,10 +162,11 @@ local function deadline_error(c)
 end
 _M.deadline_error = deadline_error
 
---- The request of the next attempt: { method, url, headers, body, timeout, connect_timeout },
--- signed now; or nil, TransportError "deadline". For libcurl (c.lines set) the headers come
--- as `lines` ("Name: value", as libcurl takes them) instead of a table.
-function _M.request(c)
+--- Starts the next attempt: its timeout in seconds and its signature for now
+-- ({ ts, sign, lines }: lines are "Name: value" as libcurl takes them, shared by every
+-- request of the second: read only); or nil, TransportError "deadline". The multi handle
+-- sends from these; request() makes a transport's request table of them.
+function _M.begin(c)
   local client = c.client
   local timeout = client.timeout
   local t = now()
@@ -186,6 +187,16 @@ function _M.request(c)
                lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign } }
     signatures[client] = signed
   end
+  return timeout, signed
+end
+
+--- The request of the next attempt: { method, url, headers, body, timeout, connect_timeout },
+-- signed now; or nil, TransportError "deadline". For libcurl (c.lines set) the headers come
+-- as `lines` ("Name: value", as libcurl takes them) instead of a table.
+function _M.request(c)
+  local timeout, signed = _M.begin(c)
+  if not timeout then return nil, signed end
+  local client = c.client
   local req = { method = "POST", url = c.url, body = c.body, timeout = timeout,
                 connect_timeout = client.connect_timeout }
   if c.lines then
@@ -247,8 +258,9 @@ local function integer_code(v)
   return compat.tointeger(v)
 end
 
---- An answer -> result, or nil, typed error (before attempts and redaction are added).
-function _M.classify(resp)
+--- An answer -> result, or nil, typed error (before redaction; the result's attempts is
+-- the given count, the error's is set by outcome).
+function _M.classify(resp, attempts)
   local status = resp.status
   if status < 200 or status > 299 then
     local headers = _M.answer_headers(resp)
@@ -277,7 +289,7 @@ function _M.classify(resp)
   if code == 0 then
     local data = t.data
     if data == json.null then data = nil end
-    return { code = 0, message = msg or "success", data = data, http_status = status }
+    return { code = 0, message = msg or "success", data = data, http_status = status, attempts = attempts }
   end
   return nil, errors.from_code(code, msg, { http_status = status })
 end
@@ -291,7 +303,7 @@ function _M.outcome(c, resp, terr)
   local res, err
   if resp then
     c.sent = true
-    res, err = _M.classify(resp)
+    res, err = _M.classify(resp, c.attempt)
   else
     if terr.sent then c.sent = true end
     err = errors.TransportError.new{
@@ -306,7 +318,6 @@ function _M.outcome(c, resp, terr)
   }
   local budget = c.budget
   if res then
-    res.attempts = c.attempt
     _M.redact_result(client, res, resp.body)
     if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
     if fields then client:_log("info", "itnio: task updated", fields) end

@@ -26,13 +26,15 @@ local _M = {}
 
 local WAITING, RUNNING, DONE = 1, 2, 3
 
+-- A job is its call (itnio.call's table, one per update) with this metatable and a few
+-- fields of its own: state, id (its transfer), wake (its timer), res/err, on_done, runner.
 local Job = {}
 local job_mt = { __index = Job, __name = "itnio.Job" }
 
 function job_mt.__tostring(job)
   local state = job.state == DONE and (job.res and "updated" or "failed")
     or (job.state == RUNNING and "in flight" or "waiting to send")
-  return format("itnio.Job(%s, attempt %d)", state, job.call.attempt)
+  return format("itnio.Job(%s, attempt %d)", state, job.attempt)
 end
 
 --- job:done() -> true once the job has ended (result or error).
@@ -57,7 +59,7 @@ local function runner_of(client)
   local r = client._jobs
   if not r then
     -- A job not done is in by_id (its transfer runs) or in timers (it waits to send).
-    r = { client = client, count = 0, finished = 0, by_id = {}, timers = {}, ended = {} }
+    r = { client = client, count = 0, finished = 0, by_id = {}, timers = {}, ended = {}, spare = {} }
     client._jobs = r
   end
   return r
@@ -87,7 +89,7 @@ local function schedule(r, job, delay)
 end
 
 local function advance(r, job, resp, terr)
-  local what, x = call.outcome(job.call, resp, terr)
+  local what, x = call.outcome(job, resp, terr)
   if what == "done" then finish(r, job, x)
   elseif what == "stop" then finish(r, job, nil, x)
   else schedule(r, job, x) end
@@ -96,14 +98,16 @@ end
 -- Starts the job's next attempt: on the multi handle, or through a transport function of
 -- the caller's own (called right here: it is as blocking as that function is).
 local function launch(r, job)
-  local req, err = call.request(job.call)
-  if not req then return finish(r, job, nil, err) end
-  local transport = r.client.transport_name == "custom" and r.client.transport
-  if transport then
-    return advance(r, job, call.attempt(transport, req))
+  local client = r.client
+  if client.transport_name == "custom" then
+    local req, err = call.request(job)
+    if not req then return finish(r, job, nil, err) end
+    return advance(r, job, call.attempt(client.transport, req))
   end
-  local ok, id = pcall(multi_of(r).add, r.multi, req.method, req.url, req.lines, req.body,
-                       req.timeout, req.connect_timeout)
+  local timeout, signed = call.begin(job)   -- (no request table: the handle copies what it needs)
+  if not timeout then return finish(r, job, nil, signed) end
+  local ok, id = pcall(multi_of(r).add, r.multi, "POST", job.url, signed.lines, job.body,
+                       timeout, client.connect_timeout)
   if not ok then
     return advance(r, job, nil, { kind = "other", sent = false,
       message = "could not start the transfer: " .. tostring(id) })
@@ -154,21 +158,25 @@ local function deliver(r)
   local ended = r.ended
   local n = #ended
   if n == 0 then return end
-  r.ended = {}   -- (a callback may start jobs that end in a later poll)
+  -- Callbacks may start jobs (they end in a later poll) or poll again: those land in the
+  -- other list, while this one empties.
+  r.ended, r.spare = r.spare or {}, nil
   for i = 1, n do
     local job = ended[i]
+    ended[i] = nil
     local ok, why = pcall(job.on_done, job.res, job.err, job)
     if not ok then
       local client = r.client
       local msg = "itnio: an on_done callback raised: " .. tostring(call.redact(client, tostring(why)))
       if client.logger then
-        client:_log("error", msg, { attempt = job.call.attempt })
+        client:_log("error", msg, { attempt = job.attempt })
       elseif not r.warned then
         r.warned = true
         io.stderr:write(msg, " (said once per client)\n")
       end
     end
   end
+  r.spare = ended
 end
 
 -- The next timer, in seconds from now (huge when none).
@@ -212,9 +220,8 @@ local function cancel(r, job, reason, message)
     r.by_id[job.id] = nil
     if r.multi then sent = r.multi:cancel(job.id) == true end
   end
-  local c = job.call
   finish(r, job, nil, errors.TransportError.new{ reason = reason, message = message,
-    sent = sent or c.sent, attempts = c.attempt })
+    sent = sent or job.sent, attempts = job.attempt })
   return true
 end
 
@@ -241,9 +248,8 @@ function _M.install(Client, endpoint, closed_error)
         .. "(ngx.thread), or make the client with transport = \"curl\"" }
     end
     local r = runner_of(self)
-    local c = call.new(self, endpoint, body, opts, budget)
-    c.lines = self.transport_name ~= "custom"   -- the multi handle takes libcurl's lines
-    local job = setmetatable({ call = c, on_done = on_done, runner = r }, job_mt)
+    local job = setmetatable(call.new(self, endpoint, body, opts, budget), job_mt)
+    job.state, job.on_done, job.runner = WAITING, on_done, r
     r.count = r.count + 1
     if self.transport_name == "custom" then
       schedule(r, job, 0)   -- a transport function of the caller's runs from poll only
