@@ -87,15 +87,20 @@ describe("bin/itnio", function()
     { "HttpError", { kind = "status", status = 404, count = 1 }, 404 },
     { "DecodeError", { kind = "answer", status = 200, body = "<html>not JSON</html>", count = 1 } },
   }
+  -- Sends TASK against fault; the exit status, the error's kind and its attempts (also the
+  -- sandbox's request count) must be as given.
+  local function expect_exit(fault, code, kind, attempts)
+    sb:fault(fault)
+    local out, status = itnio(env, TASK, "recall-update", "-", "--json")
+    assert.equal(code, status, out)
+    local r = cjson.decode(out)
+    assert.equal(kind, r.error.kind)
+    assert.equal(attempts, r.error.attempts)
+    assert.equal(attempts, sb:stats().requests)
+  end
   for _, row in ipairs(refused) do
     it("exits 1 for a " .. row[1] .. (row[3] and (" " .. row[3]) or "") .. ", after one attempt", function()
-      sb:fault(row[2])
-      local out, status = itnio(env, TASK, "recall-update", "-", "--json")
-      assert.equal(1, status, out)
-      local r = cjson.decode(out)
-      assert.equal(row[1], r.error.kind)
-      assert.equal(1, r.error.attempts)
-      assert.equal(1, sb:stats().requests)
+      expect_exit(row[2], 1, row[1], 1)
     end)
   end
 
@@ -108,13 +113,7 @@ describe("bin/itnio", function()
   }
   for _, row in ipairs(later) do
     it("exits 4 for a " .. row[1] .. ", after the client's own retries", function()
-      sb:fault(row[3])
-      local out, status = itnio(env, TASK, "recall-update", "-", "--json")
-      assert.equal(4, status, out)
-      local r = cjson.decode(out)
-      assert.equal(row[2], r.error.kind)
-      assert.equal(3, r.error.attempts)
-      assert.equal(3, sb:stats().requests)
+      expect_exit(row[3], 4, row[2], 3)
     end)
   end
 
