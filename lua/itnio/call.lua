@@ -151,7 +151,7 @@ function _M.new(client, endpoint, body, opts, budget)
   return {
     client = client, url = client.urls[endpoint], body = body, started = t,
     deadline = deadline, deadline_at = at, budget = budget,
-    attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false, t0 = t,
+    attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
   }
 end
 
