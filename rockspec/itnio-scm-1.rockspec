@@ -35,6 +35,7 @@ build = {
     },
     ["itnio"]                 = "lua/itnio/init.lua",
     ["itnio.errors"]          = "lua/itnio/errors.lua",
+    ["itnio.args"]            = "lua/itnio/args.lua",
     ["itnio.compat"]          = "lua/itnio/compat.lua",
     ["itnio.call"]            = "lua/itnio/call.lua",
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",

@@ -155,12 +155,21 @@ function _M.new(client, endpoint, body, opts, budget)
   }
 end
 
-local function deadline_error(c)
+-- The call's deadline passed: before attempt n + 1, or during attempt n (`during`). Worth
+-- retrying later (retryable), not by this call.
+local function deadline_error(c, during)
   return errors.TransportError.new{ reason = "deadline", attempts = c.attempt, sent = c.sent,
-    message = format("deadline of %gs passed before attempt %d", c.deadline or (c.deadline_at - c.started),
-                     c.attempt + 1) }
+    retryable = true,
+    message = format(during and "deadline of %gs passed during attempt %d" or "deadline of %gs passed before attempt %d",
+                     c.deadline or (c.deadline_at - c.started), during and c.attempt or c.attempt + 1) }
 end
 _M.deadline_error = deadline_error
+
+--- The error of every call on a closed client (attempts: those made before the close).
+function _M.closed_error(attempts)
+  return errors.TransportError.new{ reason = "closed", attempts = attempts or 0,
+    message = "the client is closed (client:close() was called)" }
+end
 
 --- Starts the next attempt: its timeout in seconds and its signature for now
 -- ({ ts, sign, lines }: lines are "Name: value" as libcurl takes them, shared by every
@@ -168,12 +177,18 @@ _M.deadline_error = deadline_error
 -- sends from these; request() makes a transport's request table of them.
 function _M.begin(c)
   local client = c.client
+  if client.closed then   -- closed from a logger, a callback or a transport: nothing more leaves
+    local err = _M.closed_error(c.attempt)
+    err.sent = c.sent
+    return nil, err
+  end
   local timeout = client.timeout
   local t = now()
   if c.deadline_at then
     local left = c.deadline_at - t
     if left <= 0 then return nil, deadline_error(c) end
-    timeout = min(timeout, left)
+    c.capped = left < timeout   -- a timeout of this attempt is then the deadline's
+    if c.capped then timeout = left end
   end
   c.attempt = c.attempt + 1
   c.t0 = t
@@ -212,7 +227,7 @@ end
 function _M.attempt(transport, req)
   local called, r1, r2 = pcall(transport, req)   -- a transport that raises is a failure, not a crash
   if not called then
-    return nil, { kind = "other", message = "the transport raised: " .. tostring(r1), sent = true }
+    return nil, { kind = "other", message = "the transport raised: " .. errors.text(r1), sent = true }
   end
   if r1 ~= nil then
     if type(r1) ~= "table" or type(r1.status) ~= "number" or type(r1.body) ~= "string" then
@@ -221,7 +236,7 @@ function _M.attempt(transport, req)
     return r1
   end
   if type(r2) ~= "table" then
-    return nil, { kind = "other", message = "the transport failed: " .. tostring(r2), sent = true }
+    return nil, { kind = "other", message = "the transport failed: " .. errors.text(r2), sent = true }
   end
   return nil, r2
 end
@@ -304,6 +319,9 @@ function _M.outcome(c, resp, terr)
   if resp then
     c.sent = true
     res, err = _M.classify(resp, c.attempt)
+  elseif terr.kind == "timeout" and c.capped then
+    if terr.sent then c.sent = true end
+    err = deadline_error(c, true)
   else
     if terr.sent then c.sent = true end
     err = errors.TransportError.new{
@@ -335,7 +353,7 @@ function _M.outcome(c, resp, terr)
       c.skew_fixed, again = true, true
       if fields then fields.offset = client.offset end
     end
-  elseif err.retryable and c.retries_left > 0 then
+  elseif err.retryable and c.retries_left > 0 and err.reason ~= "deadline" then
     local ceiling = min(client.backoff_cap, client.backoff_base * 2 ^ (client.max_retries - c.retries_left))
     delay = random() * ceiling   -- full jitter
     if err.retry_after then

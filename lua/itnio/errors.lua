@@ -3,7 +3,7 @@
 -- attempts; TransportError adds sent, HttpError retry_after, ValidationError errors.
 -- tostring(err) is one line.
 -- @module itnio.errors
-local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
+local setmetatable, getmetatable, tostring, type, pairs, pcall = setmetatable, getmetatable, tostring, type, pairs, pcall
 local concat = table.concat
 
 local _M = { _VERSION = require("itnio.core")._VERSION }   -- the one version: csrc/itnio.h
@@ -68,6 +68,15 @@ function _M.from_code(code, message, fields)
   e.code = code
   if message and message ~= "" then e.message = message end
   return e
+end
+
+--- Any value as text, never raising: a table whose __tostring raises, or returns no string,
+-- is named by its type. For error values of the caller's (a callback's, a transport's).
+function _M.text(v)
+  if type(v) == "string" then return v end
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "(a " .. type(v) .. " that cannot be printed)"
 end
 
 --- Is err an instance of class cls (errors.is(err, errors.AuthError))?

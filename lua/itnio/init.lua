@@ -11,6 +11,9 @@ local errors = require "itnio.errors"
 local compat = require "itnio.compat"
 local call   = require "itnio.call"
 local jobs   = require "itnio.jobs"
+local args   = require "itnio.args"
+-- Loaded now, not on first use: with no file descriptor left, a require fails as "not found".
+local curl   = require "itnio.transport.curl"
 
 local type, tostring, tonumber, ipairs, pcall, error = type, tostring, tonumber, ipairs, pcall, error
 local setmetatable = setmetatable
@@ -77,6 +80,14 @@ local function check_number(opts, name, lo, hi, dflt)
   return true, v
 end
 
+-- The options itnio.new knows; any other name is a ConfigError (a typo would pass silently).
+local NEW_OPTS = args.set{
+  "api_key", "api_secret", "base_url", "timeout", "connect_timeout", "max_retries", "backoff_base",
+  "backoff_cap", "max_retry_after", "deadline", "cafile", "capath", "proxy", "user_agent",
+  "max_body", "insecure", "allow_http", "logger", "transport", "passthrough",
+}
+local CALL_OPTS = args.set{ "passthrough", "deadline" }
+
 --- itnio.new(opts) -> client, or nil, ConfigError.
 -- opts: api_key, api_secret (required); base_url; timeout (10 s), connect_timeout (3 s);
 -- max_retries (2), backoff_base (0.5 s), backoff_cap (8 s), max_retry_after (60 s),
@@ -88,7 +99,9 @@ function _M.new(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local ok, why
+  local why = args.unknown_option(opts, NEW_OPTS)
+  if why then return config_error(why) end
+  local ok
   for _, name in ipairs({ "api_key", "api_secret" }) do
     ok, why = check_text(opts, name, true)
     if not ok then return config_error(why) end
@@ -191,7 +204,15 @@ function Client:_transport()
   end
   if self.transport then return self.transport end
   if name == nil then name = phase ~= nil and "ngx" or "curl" end
-  local mod = require("itnio.transport." .. name)
+  local mod = curl
+  if name == "ngx" then
+    local loaded, m = pcall(require, "itnio.transport.ngx")
+    if not loaded then
+      return nil, errors.TransportError.new{ reason = "other",
+        message = "could not load the nginx transport: " .. tostring(m) }
+    end
+    mod = m
+  end
   local topts = self.transport_opts
   if not topts.user_agent then topts.user_agent = mod.default_user_agent end
   self.transport, self.transport_handle = mod.new(topts)
@@ -202,21 +223,17 @@ end
 --- client:prepare_recall_update(task [, opts]) -> the request { method, url, headers, body }
 -- with the Sign header shown as "<redacted>", or nil, ValidationError. Sends nothing.
 function Client:prepare_recall_update(task, opts)
+  if opts ~= nil then args.options(opts, CALL_OPTS, 2, "prepare_recall_update") end
   local body, err = call.encode(self, RECALL_UPDATE, task, opts, "prepare_recall_update")
   if not body then return nil, err end
   return { method = "POST", url = self.url, body = body,
            headers = call.headers(self, call.timestamp(self), "<redacted>") }
 end
 
-local function closed_error()
-  return errors.TransportError.new{ reason = "closed", attempts = 0,
-    message = "the client is closed (client:close() was called)" }
-end
-
 -- Sends body with retries, every attempt signed anew, waiting with compat.sleep (ngx.sleep
 -- inside nginx, where it does not block the worker).
 function Client:_send(endpoint, body, opts, budget)
-  if self.closed then return nil, closed_error() end
+  if self.closed then return nil, call.closed_error() end
   local transport, terr = self:_transport()
   if not transport then terr.attempts = 0; return nil, terr end
   local c = call.new(self, endpoint, body, opts, budget)
@@ -227,6 +244,7 @@ end
 --- client:update_recall_task(task [, opts]) -> res, or nil, err.
 -- res = { code = 0, message, data, http_status, attempts }. opts: passthrough, deadline.
 function Client:update_recall_task(task, opts)
+  if opts ~= nil then args.options(opts, CALL_OPTS, 2, "update_recall_task") end
   local body, err = call.encode(self, RECALL_UPDATE, task, opts, "update_recall_task")
   if not body then return nil, err end
   return self:_send(RECALL_UPDATE, body, opts)
@@ -241,7 +259,7 @@ function Client:close()
   if t and t.close then t:close() end
 end
 
-jobs.install(Client, RECALL_UPDATE, closed_error)
+jobs.install(Client, RECALL_UPDATE)
 
 
 return _M
