@@ -14,6 +14,8 @@
 -- A wrong option name or type is a programming error and raises.
 -- @module itnio.recall
 local type, pairs, ipairs, error, setmetatable, tostring = type, pairs, ipairs, error, setmetatable, tostring
+local min, concat = math.min, table.concat
+local READ_CHUNK = 1024 * 1024
 
 -- _VERSION comes from the core when asked (csrc/itnio.h is the one place it is written): the
 -- builders themselves work without the C core.
@@ -114,7 +116,8 @@ function _M.upload_file(path, name, opts)
     f:close()
     return nil, path .. ": " .. tostring(perr)
   end
-  -- Then the size, so a huge file is refused before it is read (a pipe has none: read on).
+  -- Then the size, so a huge file is refused before it is read. A pipe has none, and
+  -- /dev/zero claims 0: whatever it says, reading stops one byte past the limit.
   local size = f:seek("end")
   if size then
     if size > max then
@@ -123,12 +126,18 @@ function _M.upload_file(path, name, opts)
     end
     f:seek("set")
   end
-  local data
-  data, err = f:read("*a")
+  local parts, got = {}, 0
+  while got <= max do
+    local chunk
+    chunk, err = f:read(min(READ_CHUNK, max + 1 - got))
+    if not chunk then break end
+    parts[#parts + 1] = chunk
+    got = got + #chunk
+  end
   f:close()
-  if not data then return nil, path .. ": " .. tostring(err or "cannot read") end
-  if #data > max then return nil, too_large(path, #data, max) end
-  return _M.upload(name or path:match("([^/]*)/*$"), base64(data))
+  if err then return nil, path .. ": " .. tostring(err) end
+  if got > max then return nil, too_large(path, "more than " .. max, max) end
+  return _M.upload(name or path:match("([^/]*)/*$"), base64(concat(parts)))
 end
 
 --- An AI-agent node (A2): only the agent template id.
