@@ -5,21 +5,32 @@ local sandbox = require "support.sandbox"
 local TASK = '{"keyId":299,"recallType":0,"recallInterval":30,"recallNum":1,'
   .. '"nodeList":[{"source":1,"voiceFileId":"cli.wav","hangUpSms":0,"toSeat":0,"voiceFileName":null}]}'
 
--- Runs bin/itnio with env and stdin; returns stdout+stderr and the exit status.
+-- Runs bin/itnio with env and stdin (a string, or { from = path } to read a file or device);
+-- returns stdout+stderr and the exit status.
 local function itnio(env, stdin, ...)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(stdin or "")
-  f:close()
-  local parts = { "env -u ITNIO_API_KEY -u ITNIO_API_SECRET -u ITNIO_BASE_URL -u ITNIO_CAFILE" }
+  local path = type(stdin) == "table" and stdin.from
+  local tmp = not path and os.tmpname()
+  if tmp then
+    local f = assert(io.open(tmp, "wb"))
+    f:write(stdin or "")
+    f:close()
+    path = tmp
+  end
+  -- At most 1 GiB of address space: an itnio that reads /dev/zero to the end fails fast on its
+  -- own instead of taking the memory of the machine (the 100 MiB limit needs about 200 MiB).
+  local parts = { "ulimit -v 1048576 && env -u ITNIO_API_KEY -u ITNIO_API_SECRET -u ITNIO_BASE_URL -u ITNIO_CAFILE" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. sandbox.shell_quote(v) end
   parts[#parts + 1] = sandbox.shell_quote(sandbox.root .. "/bin/itnio")
   for i = 1, select("#", ...) do parts[#parts + 1] = sandbox.shell_quote((select(i, ...))) end
-  local out = sandbox.run(table.concat(parts, " ") .. " < " .. path .. "; echo \"exit=$?\"")
-  os.remove(path)
+  local out = sandbox.run(table.concat(parts, " ") .. " < " .. sandbox.shell_quote(path) .. "; echo \"exit=$?\"")
+  if tmp then os.remove(tmp) end
   local text, status = out:match("^(.*)exit=(%d+)%s*$")
   return text, tonumber(status)
 end
+
+-- Every key of an error under --json (README, "The command line"): null when absent.
+local ERROR_KEYS = { "kind", "code", "message", "retryable", "http_status", "retry_after",
+                     "attempts", "reason", "sent" }
 
 describe("bin/itnio", function()
   local sb, env
@@ -29,6 +40,32 @@ describe("bin/itnio", function()
   end)
   teardown(function() if sb then sb:stop() end end)
   before_each(function() sb:reset() end)
+
+  -- The error of a --json run: all of the output is one line, one JSON object {ok = false,
+  -- error = {...}} with every key of ERROR_KEYS, and the secret is nowhere in it.
+  local function json_error(out)
+    assert.truthy(out:find("^[^\n]*\n$"), out)
+    local r = cjson.decode(out)
+    assert.is_false(r.ok)
+    for _, k in ipairs(ERROR_KEYS) do assert.is_not_nil(r.error[k], k .. " is missing: " .. out) end
+    assert.is_nil(out:find(sb.api_secret, 1, true))
+    return r.error
+  end
+  -- Asserts that err has the fields of want, null for every other key but message (a
+  -- string), and no key but those of ERROR_KEYS.
+  local function expect_fields(want, err)
+    local known = {}
+    for _, k in ipairs(ERROR_KEYS) do
+      known[k] = true
+      if k ~= "message" then
+        local w = want[k]
+        if w == nil then w = cjson.null end
+        assert.equal(w, err[k], k)
+      end
+    end
+    assert.is_string(err.message)
+    for k in pairs(err) do assert.is_true(known[k], "unexpected key " .. k) end
+  end
 
   it("updates a task read from standard input", function()
     local out, status = itnio(env, TASK, "recall-update", "-")
@@ -71,6 +108,24 @@ describe("bin/itnio", function()
     assert.equal(0, sb:stats().requests)
   end)
 
+  it("exits 3 with every broken rule as JSON, sending nothing", function()
+    local out, status = itnio(env, '{"keyId":0,"recallType":5,"recallInterval":30,"recallNum":1}',
+                              "recall-update", "-", "--json")
+    assert.equal(3, status, out)
+    local err = json_error(out)
+    local errors = err.errors
+    err.errors = nil   -- the one key beyond ERROR_KEYS, checked below
+    expect_fields({ kind = "ValidationError", retryable = false, attempts = 0 }, err)
+    local rules = {}
+    for _, e in ipairs(errors) do   -- each {rule, field, message}, three strings and no more
+      assert.same({ rule = tostring(e.rule), field = tostring(e.field), message = tostring(e.message) }, e)
+      rules[e.rule .. " " .. e.field] = true
+    end
+    assert.is_true(rules["T1 keyId"])
+    assert.is_true(rules["T4 recallType"])
+    assert.equal(0, sb:stats().requests)
+  end)
+
   it("exits 1 with one line for a refusal of the API", function()
     local out, status = itnio({ ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = "wrong", ITNIO_BASE_URL = sb.http_url },
                               TASK, "recall-update", "-")
@@ -79,41 +134,53 @@ describe("bin/itnio", function()
     assert.is_nil(out:find("wrong", 1, true))
   end)
 
-  -- 1: the API answered no; retrying the same request cannot help.
-  local refused = {
-    { "ParameterError", { kind = "code", code = -22, count = 1 } },
-    { "IpLimitError", { kind = "code", code = -2, count = 1 } },
-    { "ApiError", { kind = "code", code = -7, count = 1 } },
-    { "HttpError", { kind = "status", status = 404, count = 1 }, 404 },
-    { "DecodeError", { kind = "answer", status = 200, body = "<html>not JSON</html>", count = 1 } },
-  }
-  -- Sends TASK against fault; the exit status, the error's kind and its attempts (also the
-  -- sandbox's request count) must be as given.
-  local function expect_exit(fault, code, kind, attempts)
+  -- Sends TASK against fault with --json; the exit status and every field of the error but
+  -- its message must be as given (want), its attempts also the sandbox's request count.
+  local function expect_exit(fault, code, want)
     sb:fault(fault)
     local out, status = itnio(env, TASK, "recall-update", "-", "--json")
     assert.equal(code, status, out)
-    local r = cjson.decode(out)
-    assert.equal(kind, r.error.kind)
-    assert.equal(attempts, r.error.attempts)
-    assert.equal(attempts, sb:stats().requests)
+    expect_fields(want, json_error(out))
+    assert.equal(want.attempts, sb:stats().requests)
   end
+
+  -- 1: the API answered no; retrying the same request cannot help.
+  local refused = {
+    { "ParameterError", { kind = "code", code = -22, count = 1 },
+      { kind = "ParameterError", code = -22, retryable = false, http_status = 200, attempts = 1 } },
+    { "IpLimitError", { kind = "code", code = -2, count = 1 },
+      { kind = "IpLimitError", code = -2, retryable = false, http_status = 200, attempts = 1 } },
+    { "ApiError", { kind = "code", code = -7, count = 1 },
+      { kind = "ApiError", code = -7, retryable = false, http_status = 200, attempts = 1 } },
+    { "HttpError 404", { kind = "status", status = 404, count = 1 },
+      { kind = "HttpError", retryable = false, http_status = 404, attempts = 1 } },
+    { "DecodeError", { kind = "answer", status = 200, body = "<html>not JSON</html>", count = 1 },
+      { kind = "DecodeError", retryable = false, http_status = 200, attempts = 1 } },
+  }
   for _, row in ipairs(refused) do
-    it("exits 1 for a " .. row[1] .. (row[3] and (" " .. row[3]) or "") .. ", after one attempt", function()
-      expect_exit(row[2], 1, row[1], 1)
+    it("exits 1 for a " .. row[1] .. ", after one attempt, with every field as JSON", function()
+      expect_exit(row[2], 1, row[3])
     end)
   end
 
-  -- 4: no answer, or one that says "later": the client retried, the script may retry later.
+  -- 4: no answer, or one that says "later": the client retried (unless the wait asked for is
+  -- longer than it will wait), the script may retry later; http_status and retry_after say which.
   local later = {
-    { "HttpError 503", "HttpError", { kind = "status", status = 503, retry_after = 0, count = 3 } },
-    { "HttpError 429", "HttpError", { kind = "status", status = 429, retry_after = 0, count = 3 } },
-    { "SystemError (-18)", "SystemError", { kind = "code", code = -18, count = 3 } },
-    { "connection reset", "TransportError", { kind = "reset", count = 3 } },
+    { "HttpError 503", { kind = "status", status = 503, retry_after = 0, count = 3 },
+      { kind = "HttpError", retryable = true, http_status = 503, retry_after = 0, attempts = 3 } },
+    { "HttpError 429", { kind = "status", status = 429, retry_after = 0, count = 3 },
+      { kind = "HttpError", retryable = true, http_status = 429, retry_after = 0, attempts = 3 } },
+    { "HttpError 429 with Retry-After: 120 (past max_retry_after)",
+      { kind = "status", status = 429, retry_after = 120, count = 1 },
+      { kind = "HttpError", retryable = true, http_status = 429, retry_after = 120, attempts = 1 } },
+    { "SystemError (-18)", { kind = "code", code = -18, count = 3 },
+      { kind = "SystemError", code = -18, retryable = true, http_status = 200, attempts = 3 } },
+    { "connection reset", { kind = "reset", count = 3 },   -- curl's CURLE_GOT_NOTHING, after sending
+      { kind = "TransportError", code = 52, retryable = true, reason = "reset", sent = true, attempts = 3 } },
   }
   for _, row in ipairs(later) do
-    it("exits 4 for a " .. row[1] .. ", after the client's own retries", function()
-      expect_exit(row[3], 4, row[2], 3)
+    it("exits 4 for a " .. row[1] .. ", with every field as JSON", function()
+      expect_exit(row[2], 4, row[3])
     end)
   end
 
@@ -128,10 +195,8 @@ describe("bin/itnio", function()
     local out, status = itnio({ ITNIO_API_KEY = "k", ITNIO_API_SECRET = "s", ITNIO_BASE_URL = "http://127.0.0.1:9" },
                               TASK, "recall-update", "-", "--json")
     assert.equal(4, status)
-    local r = cjson.decode(out)
-    assert.equal("TransportError", r.error.kind)
-    assert.equal("connect", r.error.reason)
-    assert.is_false(r.error.sent)
+    expect_fields({ kind = "TransportError", code = 7, retryable = true, attempts = 3, reason = "connect",
+                    sent = false }, json_error(out))   -- 7: curl's CURLE_COULDNT_CONNECT
   end)
 
   local usage = {
@@ -150,6 +215,46 @@ describe("bin/itnio", function()
       assert.equal(2, status)
       assert.truthy(out:find("usage: itnio recall-update", 1, true), out)
     end)
+    it("exits 2 with a UsageError as JSON for " .. row[1] .. " with --json", function()
+      local args = { (table.unpack or unpack)(row[2]) }
+      args[#args + 1] = "--json"
+      local out, status = itnio(env, TASK, (table.unpack or unpack)(args))
+      assert.equal(2, status, out)
+      expect_fields({ kind = "UsageError", retryable = false }, json_error(out))
+      assert.equal(0, sb:stats().requests)
+    end)
+  end
+
+  -- Input that cannot be a task: each is a usage error (2) whose message names the problem,
+  -- read no further than 100 MiB (/dev/zero never ends), and nothing is sent.
+  local bad_input = {
+    { "an empty JSON array", "[]", "-", "itnio: the task is not a JSON object (an array)\n" },
+    { "a JSON array after white space", " \r\n\t[ ]", "-", "itnio: the task is not a JSON object (an array)\n" },
+    { "a directory as the task file", nil, sandbox.root,
+      "itnio: '" .. sandbox.root .. "' is a directory, not a task file\n" },
+    { "a directory on standard input", { from = sandbox.root }, "-",
+      "itnio: standard input is a directory, not a task file\n" },
+    { "/dev/zero as the task file", nil, "/dev/zero",
+      "itnio: '/dev/zero' is larger than 100 MiB, the most a task can be\n" },
+    { "/dev/zero on standard input", { from = "/dev/zero" }, "-",
+      "itnio: standard input is larger than 100 MiB, the most a task can be\n" },
+  }
+  for _, row in ipairs(bad_input) do
+    local name, stdin, file, says = row[1], row[2], row[3], row[4]
+    it("exits 2 and says why for " .. name, function()
+      local out, status = itnio(env, stdin, "recall-update", file)
+      assert.equal(2, status, out)
+      assert.equal(says, out:sub(1, #says))
+      assert.equal(0, sb:stats().requests)
+    end)
+    it("exits 2 with a UsageError as JSON for " .. name, function()
+      local out, status = itnio(env, stdin, "recall-update", file, "--json")
+      assert.equal(2, status, out)
+      local err = json_error(out)
+      expect_fields({ kind = "UsageError", retryable = false }, err)
+      assert.equal(says:match("^itnio: (.*)\n$"), err.message)
+      assert.equal(0, sb:stats().requests)
+    end)
   end
 
   for _, args in ipairs({ { "--help" }, { "-h" }, { "help" }, { "recall-update", "-", "--help" } }) do
@@ -160,7 +265,10 @@ describe("bin/itnio", function()
                               "--dry-run", "--json", "--passthrough", "--version", "-h, --help",
                               "ITNIO_API_KEY", "ITNIO_API_SECRET", "ITNIO_BASE_URL", "ITNIO_CAFILE",
                               "Exit status", "\n  0  updated", "\n  1  ", "\n  2  usage",
-                              "\n  3  the task breaks", "\n  4  no answer" }) do
+                              "\n  3  the task breaks", "\n  4  no answer", "at most 100 MiB",
+                              "larger than 100 MiB", "UsageError", '{"ok":false,"error":{"kind":',
+                              '"http_status":...,"retry_after":...', "null when it does not apply",
+                              '"errors":[{"rule":...,"field":...,"message":...}]' }) do
         assert.truthy(out:find(want, 1, true), want)
       end
       assert.equal(0, sb:stats().requests)
@@ -186,4 +294,23 @@ describe("bin/itnio", function()
     assert.equal(2, status)
     assert.truthy(out:find("ConfigError", 1, true), out)
   end)
+
+  -- The options itnio.new refuses come from the environment: the error names the variable.
+  local refused_config = {
+    { "no credentials", {}, "api_key is required (it comes from ITNIO_API_KEY)" },
+    { "no secret", { ITNIO_API_KEY = "k" }, "api_secret is required (it comes from ITNIO_API_SECRET)" },
+    -- with the sandbox's secret, which json_error looks for in the output
+    { "a base URL that is not one", { ITNIO_API_KEY = "k", ITNIO_API_SECRET = "sandbox-secret",
+      ITNIO_BASE_URL = "ftp://127.0.0.1" }, "base_url must be http or https (it comes from ITNIO_BASE_URL)" },
+  }
+  for _, row in ipairs(refused_config) do
+    it("exits 2 with a ConfigError as JSON for " .. row[1], function()
+      local out, status = itnio(row[2], TASK, "recall-update", "-", "--json")
+      assert.equal(2, status, out)
+      local err = json_error(out)
+      expect_fields({ kind = "ConfigError", retryable = false }, err)
+      assert.equal(row[3], err.message)
+      assert.equal(0, sb:stats().requests)
+    end)
+  end
 end)
