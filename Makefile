@@ -31,9 +31,10 @@ busted    = $(1) $(BUSTED) -o plainTerminal --cpath='$(2)/?.so' --lpath='$(LPATH
 CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # Under the sanitizers and valgrind: the core's specs, the client's (which drive http.c), the
 # jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer), the
-# regression specs and the property spec of the answer path (fewer cases under valgrind).
+# regression specs and the property specs of the answer path and of jobs under hostile
+# callers (fewer cases under valgrind).
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
-              $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua
+              $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua spec/property/jobs_spec.lua
 
 .PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) asan valgrind fuzz check demo bench clean
 
