@@ -110,10 +110,12 @@ demo: deps build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@tools/demo
 
-# Ratios against peers, side by side in one run (bench/run); the table lands in build/bench.txt.
+# Ratios against peers, side by side in one run (bench/run); the table lands in build/bench.txt,
+# and tools/bench-readme writes README's Performance table from it (via bench/results.tsv).
 bench: deps build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@bench/run
+	@lua5.4 tools/bench-readme build/bench.tsv
 
 clean:
 	rm -rf build

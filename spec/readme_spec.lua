@@ -72,3 +72,125 @@ describe("README", function()
     assert.equal("Your parcel is here", decoded.nodeList[1].text)
   end)
 end)
+
+-- The Performance table is generated (tools/bench-readme, which `make bench` runs) from the
+-- committed results of the last make bench (bench/results.tsv): it must be exactly what the
+-- generator makes of them, and the hand-written prose around it must not repeat its figures.
+describe("README's Performance section", function()
+  local BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+  local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  -- The section's text (from its heading to the next "## "), and the lines strictly between
+  -- the two markers (nil when a marker is missing).
+  local function section()
+    local text = read("README.md")
+    local from = assert(text:find("\n## Performance\n", 1, true), "README has no ## Performance section")
+    local to = text:find("\n## ", from + 1, true) or #text
+    local sec = text:sub(from + 1, to)
+    local b = sec:find("\n" .. BEGIN .. "\n", 1, true)
+    local e = b and sec:find("\n" .. END .. "\n", b, true)
+    local block = e and sec:sub(b + #BEGIN + 2, e)
+    return sec, block, b and e and sec:sub(1, b) .. sec:sub(e + #END + 2) or sec
+  end
+
+  local function generate(results)
+    local p = assert(io.popen("lua5.4 tools/bench-readme --print '" .. results .. "' 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  local function rows(path)
+    local t = {}
+    for line in read(path):gmatch("[^\n]+") do
+      if line:find("^row\t") then
+        local f = {}
+        for field in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = field end
+        t[#t + 1] = { id = f[2], what = f[3], ours = f[4], peer_value = f[7], ratio = f[8], range = f[9] }
+      end
+    end
+    return t
+  end
+
+  local function first_difference(a, b)
+    local la, lb = {}, {}
+    for l in (a .. "\n"):gmatch("([^\n]*)\n") do la[#la + 1] = l end
+    for l in (b .. "\n"):gmatch("([^\n]*)\n") do lb[#lb + 1] = l end
+    for i = 1, math.max(#la, #lb) do
+      if la[i] ~= lb[i] then
+        return ("line %d of the block:\n  README:    %s\n  generated: %s"):format(i, la[i] or "(none)", lb[i] or "(none)")
+      end
+    end
+    return "(the same lines)"
+  end
+
+  it("holds the block between " .. BEGIN .. " and " .. END .. ", once each", function()
+    local function count(s, plain)
+      local n, at = 0, 1
+      while true do
+        local _, e = s:find(plain, at, true)
+        if not e then return n end
+        n, at = n + 1, e + 1
+      end
+    end
+    local sec, block = section()
+    assert.is_truthy(block, "README's Performance section has no " .. BEGIN .. " ... " .. END .. " block")
+    local readme = read("README.md")
+    assert.same({ 1, 1, 1, 1 }, { count(sec, BEGIN), count(sec, END), count(readme, BEGIN), count(readme, END) })
+  end)
+
+  it("has the table tools/bench-readme makes of bench/results.tsv", function()
+    local _, block = section()
+    assert(block, "README's Performance section has no " .. BEGIN .. " ... " .. END .. " block")
+    local want = generate("bench/results.tsv")
+    assert(want:find("^<!%-%-"), "tools/bench-readme failed: " .. want)
+    if block ~= want then
+      assert.is_true(false, "README's Performance table is not what tools/bench-readme makes of "
+        .. "bench/results.tsv (make bench, or lua5.4 tools/bench-readme bench/results.tsv, rewrites it); "
+        .. first_difference(block, want))
+    end
+  end)
+
+  it("shows every row of the results, in order, and a new row with no change to the generator", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(read("bench/results.tsv"),
+      "row\tnew.floor\tthe transport alone, no validation\t123.4\treq/s\ta C loop\t567.8\t0.22\t0.20..0.25\n")
+    f:close()
+    local out = generate(path)
+    os.remove(path)
+    local table_lines = {}
+    for l in out:gmatch("[^\n]+") do
+      if l:find("^| ") then table_lines[#table_lines + 1] = l end
+    end
+    local want = rows("bench/results.tsv")
+    assert.equal(#want + 2, #table_lines, out)   -- the header, the committed rows and the new one
+    for i, r in ipairs(want) do
+      local start = "| " .. r.what:gsub("|", "\\|") .. " | " .. r.ours
+      assert(table_lines[i + 1]:find(start, 1, true) == 1, ("row %s: %s"):format(r.id, table_lines[i + 1]))
+    end
+    assert.equal("| the transport alone, no validation | 123.4 req/s | a C loop: 567.8 req/s | 0.22 (0.20..0.25) |",
+      table_lines[#table_lines])
+  end)
+
+  it("cites none of the table's figures outside it (they would drift)", function()
+    local _, block, prose = section()
+    assert(block, "README's Performance section has no generated block")
+    for _, r in ipairs(rows("bench/results.tsv")) do
+      for _, v in ipairs({ r.ours, r.peer_value, r.ratio, (r.range:match("^(.-)%.%.")), (r.range:match("%.%.(.*)$")) }) do
+        -- Figures only: small integers ("1 worker", "Debian 12") are not the table's.
+        if v and (v:find("%.") or #v >= 3) then
+          local at = prose:find("%f[%w.]" .. v:gsub("%p", "%%%0") .. "%f[^%w.]")
+          assert(not at, ("the prose of README's Performance section cites %s (row %s): refer to the table instead")
+            :format(v, r.id))
+        end
+      end
+    end
+  end)
+end)
