@@ -4,6 +4,7 @@
 -- Now start_recall_update returns nil, TransportError, the count stays true, and jobs work
 -- again once descriptors are free. Runs in a child Lua with a low descriptor limit.
 local sandbox = require "support.sandbox"
+local hostile = require "support.hostile"
 
 local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 
@@ -44,7 +45,7 @@ describe("jobs with no file descriptor left", function()
 
   it("start returns nil, TransportError; the count stays true; jobs work once descriptors are back", function()
     local script = SCRIPT:gsub("LUA", LUA):gsub("URL", sb.http_url)
-    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && ulimit -n 48 && timeout 30 "
+    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(32) .. "timeout 30 "
       .. LUA .. " -e " .. sandbox.shell_quote(script))
     assert.is_true(ok, out)
     assert.truthy(out:find("start nil TransportError other\n", 1, true), out)

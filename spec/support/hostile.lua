@@ -81,6 +81,12 @@ function H.tabular()
   return setmetatable({}, { __tostring = function() return {} end })
 end
 
+--- A shell prefix that leaves a child `spare` file descriptors beyond those it inherits (the
+-- runner's own, which vary with how the suite was started).
+function H.fd_limit(spare)
+  return "ulimit -n $(( $(ls /proc/$$/fd | wc -l) + " .. spare .. " )) && "
+end
+
 --- Can a function called through pcall yield to the coroutine that called pcall? (Not in
 -- plain Lua 5.1; in LuaJIT and 5.2+.)
 function H.pcall_yields()
