@@ -43,8 +43,22 @@ describe("README", function()
     assert.truthy(out:find("^AuthError: .- %(code %-1, HTTP 200, 1 attempt%)\tfalse\n$"), out)
   end)
 
-  it("the builders example builds a task the core accepts", function()
-    local env = setmetatable({ base64_text = "QUJD" }, { __index = _G })
+  it("the client example reaches the sandbox over HTTPS with ITNIO_CAFILE", function()
+    local sb = require("support.sandbox").start{}
+    local ok, out = pcall(run_script, readme_block("## The client in fifteen lines"), {
+      ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = sb.api_secret, ITNIO_BASE_URL = sb.https_url,
+      ITNIO_CAFILE = sb.cafile })
+    sb:stop()
+    assert(ok, out)
+    assert.equal("updated after 1 attempt(s)\n", out)
+  end)
+
+  it("the builders example builds a task the core accepts, as written (no name left undefined)", function()
+    local env = setmetatable({}, { __index = function(_, k)
+      local v = _G[k]
+      if v == nil then error("the example uses " .. tostring(k) .. ", which it never defines", 2) end
+      return v
+    end })
     local chunk = assert((loadstring or load)(readme_block("## Builders") .. "\nreturn task", "=README", "t", env))
     if setfenv then setfenv(chunk, env) end
     local body, errs = require("itnio.core").encode_recall_update(chunk())
@@ -70,6 +84,70 @@ describe("README", function()
     local decoded = require("cjson").decode(body)
     assert.equal(299, decoded.keyId)
     assert.equal("Your parcel is here", decoded.nodeList[1].text)
+  end)
+end)
+
+-- What README says of other files, checked against them.
+describe("README's facts", function()
+  local f = assert(io.open("README.md", "rb"))
+  local text = f:read("*a")
+  f:close()
+  local function section(heading)
+    local at = assert(text:find("\n## " .. heading .. "\n", 1, true), "no section " .. heading)
+    local stop = text:find("\n## ", at + 1, true) or #text
+    return text:sub(at, stop)
+  end
+
+  it("names, in its compile commands, C files that exist", function()
+    local seen = 0
+    for line in text:gmatch("[^\n]+") do
+      if line:match("^%s+cc ") then
+        for file in line:gmatch("(%S+%.c)%f[%s\\]") do
+          seen = seen + 1
+          local h = io.open(file, "rb")
+          assert(h, "README compiles " .. file .. ", which does not exist")
+          h:close()
+        end
+      end
+    end
+    assert.is_true(seen >= 1)
+  end)
+
+  it("says the HTTP status the OpenResty handler answers for each error", function()
+    local h = assert(io.open("examples/openresty/handler.lua", "rb"))
+    local handler = h:read("*a")
+    h:close()
+    local map = assert(handler:match("local STATUS = (%b{})"), "handler.lua has no STATUS table")
+    local para = section("Inside OpenResty / nginx")
+    local said = 0
+    for kind, status in map:gmatch("(%w+Error) = (%d+)") do
+      -- the clause of the sentence that gives the status names the error, or says "other"
+      local at = assert(para:find(status, 1, true), "README does not say the status " .. status)
+      local clause = para:sub(at, (para:find("%d%d%d", at + 3) or #para))
+      if status ~= "502" then
+        assert(clause:find(kind, 1, true), "README's " .. status .. " does not name " .. kind .. ": " .. clause)
+      end
+      said = said + 1
+    end
+    assert.is_true(said >= 10)
+  end)
+
+  it("gives the LÖVE example a command that runs it", function()
+    assert.truthy(section("Inside an engine's loop"):find("\n%s+[^\n]*love examples/love\n"))
+  end)
+
+  it("says how to reach a --tree install, and that LuaRocks' line on lua-cjson is expected", function()
+    local install = text:match("### Install with LuaRocks\n(.-)\n## ")
+    assert.truthy(install:find("luarocks --lua-version 5.4 path --tree", 1, true))
+    assert.truthy(install:find("Missing dependencies", 1, true))
+  end)
+
+  it("says that a retry may apply an update twice, and which errors may have reached the server", function()
+    local promises = text:match("### What the client promises\n(.-)\n## ")
+    local item = promises:match("%*%*A retry may apply an update twice%.%*%*(.-)\n%- ")
+    assert.truthy(item, "no item on retries that apply an update twice")
+    assert.truthy(item:find("`sent`", 1, true))
+    assert.truthy(item:find("timeout", 1, true))
   end)
 end)
 
