@@ -1,17 +1,17 @@
 # lua-itnio: `make check` is the one command that installs, builds and runs everything.
 # Build for another Lua with LUA=luajit, lua5.1, lua5.2 or lua5.3 (build/<lua>/itnio/core.so).
+# EVENTS=poll builds the multi handle on poll(2), the backend of the systems without epoll
+# (build/<lua>-poll/); TEST_ENDPOINT=1 adds the small test endpoint of schema.c
+# (build/<lua>-test-endpoint/). Each build keeps its own directory.
 
 LUA      ?= lua5.4
-BUILD    := build/$(LUA)
+EVENTS   ?= epoll
+VARIANT  := $(if $(filter poll,$(EVENTS)),-poll)$(if $(TEST_ENDPOINT),-test-endpoint)
+BUILD    := build/$(LUA)$(VARIANT)
 SO       := $(BUILD)/itnio/core.so
 SRCS     := $(wildcard csrc/*.c)
 HDRS     := $(wildcard csrc/*.h)
-
-ifeq ($(LUA),luajit)
-  LUA_PC := luajit
-else
-  LUA_PC := $(LUA)
-endif
+OTHER_LUAS := lua5.1 lua5.2 lua5.3
 
 CC       ?= cc
 OPT      ?= -O2 -g
@@ -19,9 +19,12 @@ CWARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfo
 ifneq ($(CI),)
   CWARN  += -Werror
 endif
-PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) libcrypto libcurl)
-PKG_LIBS   = $(shell pkg-config --libs libcrypto libcurl)
-CFLAGS_ALL = -std=gnu11 -fPIC -fvisibility=hidden $(OPT) $(CWARN) $(PKG_CFLAGS) $(CFLAGS)
+DEFS     := $(if $(filter poll,$(EVENTS)),-DITNIO_EVENTS_POLL) $(if $(TEST_ENDPOINT),-DITNIO_TEST_ENDPOINT)
+# The one set of flags every build of the core starts from (module, static library, sanitizers,
+# fuzzers): pkg-config's for the Lua it is for ($(1)), libcurl and OpenSSL.
+core_cflags = -std=gnu11 -fPIC -fvisibility=hidden $(CWARN) $(DEFS) \
+              $(shell pkg-config --cflags $(1) libcrypto libcurl) $(CFLAGS)
+PKG_LIBS    = $(shell pkg-config --libs libcrypto libcurl)
 LDFLAGS_ALL = -shared $(LDFLAGS)
 
 # busted runs under the Lua it is given; Debian's /usr/bin/busted would pick `lua`.
@@ -36,7 +39,8 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
               $(wildcard spec/regress/*_spec.lua) spec/property/answers_spec.lua spec/property/jobs_spec.lua
 
-.PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) asan valgrind fuzz check demo bench clean
+.PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) test-poll test-endpoint \
+        asan valgrind fuzz check demo bench clean
 
 all: build
 build: $(SO)
@@ -46,12 +50,12 @@ deps:
 
 $(SO): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(OPT) $(call core_cflags,$(LUA)) $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
 	@tools/check-exports $@
 
 # The suites. Each is a make target of its own; `make check` runs them all and sums up.
 lint:
-	luacheck -q $(wildcard lua examples spec bench) bin/itnio
+	luacheck -q $(wildcard lua examples spec bench) bin/itnio tools/bench-readme tools/check-doc
 
 # The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too.
 test: build
@@ -67,7 +71,6 @@ test-luajit: build
 # whose code under test runs in the runner's Lua. Left out there: the specs of code that runs
 # elsewhere whatever the runner (inside nginx's LuaJIT, in LÖVE, in bin/itnio's lua5.4), which
 # test and test-luajit already run; five copies of them would cost minutes and test nothing new.
-OTHER_LUAS    := lua5.1 lua5.2 lua5.3
 ELSEWHERE     := spec/ngx_spec.lua spec/ngx_reader_spec.lua spec/openresty_example_spec.lua \
                  spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua \
                  $(wildcard spec/regress/ngx_*_spec.lua) spec/property/ngx_answers_spec.lua
@@ -77,11 +80,27 @@ $(addprefix test-,$(OTHER_LUAS)): test-%: build
 	@$(MAKE) --no-print-directory LUA=$* build
 	$(call busted,$*,build/$*) $(RUNNER_SPECS)
 
+# The jobs' specs again with the core built on poll(2) (EVENTS=poll), the event backend of
+# macOS and the BSDs: the portable backend is tested here, on Linux.
+POLL_SPECS := spec/jobs_spec.lua spec/property/jobs_spec.lua $(wildcard spec/regress/jobs_*_spec.lua)
+test-poll:
+	@$(MAKE) --no-print-directory LUA=luajit build
+	@$(MAKE) --no-print-directory EVENTS=poll build
+	ITNIO_EXPECT_EVENTS=poll $(call busted,lua5.4,build/lua5.4-poll) $(POLL_SPECS)
+
+# A core with a second, small endpoint (TEST_ENDPOINT=1, schema.c): it must get a client
+# method, a batch, a sandbox route and a command of the command line with no other change
+# (doc/architecture.md, "A second endpoint"). spec/endpoint/second.lua: not a *_spec.lua.
+test-endpoint:
+	@$(MAKE) --no-print-directory LUA=luajit TEST_ENDPOINT=1 build
+	@$(MAKE) --no-print-directory TEST_ENDPOINT=1 build
+	ITNIO_TEST_ENDPOINT=1 $(call busted,lua5.4,build/lua5.4-test-endpoint) spec/endpoint/second.lua
+
 # AddressSanitizer + UBSan: the core built instrumented, the interpreter given the runtime.
 ASAN_SO := build/asan/itnio/core.so
 $(ASAN_SO): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	$(CC) -g -O1 $(call core_cflags,lua5.4) -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=all $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS) -fsanitize=address,undefined
 asan: $(ASAN_SO)
 	@$(MAKE) --no-print-directory LUA=luajit build
@@ -129,9 +148,8 @@ FUZZERS      := encode response multi
 FUZZ_SECONDS ?= 15
 build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/harness.h $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -fvisibility=hidden $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< $(SRCS) \
-	  -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm -lpthread
+	clang -g -O1 $(call core_cflags,lua5.4) -pthread -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all $< $(SRCS) -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm -lpthread
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 	@for f in $(FUZZERS); do \
 	  mkdir -p build/fuzz/corpus-$$f; \
@@ -155,8 +173,7 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 STATIC       := build/libitnio.a
 EMBED_LUA    := $(filter-out lua/itnio/sandbox.lua lua/itnio/sandbox/%.lua lua/itnio/transport/ngx.lua, \
                   $(wildcard lua/itnio/*.lua lua/itnio/*/*.lua))
-STATIC_FLAGS  = -std=gnu11 -fPIC -fvisibility=hidden $(OPT) $(CWARN) \
-                $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $(CFLAGS)
+STATIC_FLAGS  = $(OPT) $(call core_cflags,lua5.4)
 STATIC_OBJS  := $(patsubst csrc/%.c,build/static/%.o,$(SRCS)) build/static/itnio_embed.o \
                 build/static/itnio_chunks.o
 HOST_LIBS     = $(shell pkg-config --libs lua5.4 libcurl libcrypto) -lm -lpthread
@@ -179,14 +196,12 @@ $(STATIC): $(STATIC_OBJS)
 static: $(STATIC)
 
 build/embed/host: examples/embed/host.c csrc/itnio_embed.h $(STATIC)
-	$(CC) -std=gnu11 $(OPT) $(CWARN) -pthread -Icsrc $(shell pkg-config --cflags lua5.4) \
-	  $< $(STATIC) -o $@ $(HOST_LIBS)
+	$(CC) $(OPT) $(call core_cflags,lua5.4) -pthread -Icsrc $< $(STATIC) -o $@ $(HOST_LIBS)
 # The host, the core and itnio_preload instrumented (Lua, libcurl and OpenSSL are not).
 build/embed/host-tsan: examples/embed/host.c embed/itnio_embed.c build/embed/itnio_chunks.c \
                        $(SRCS) $(HDRS) csrc/itnio_embed.h Makefile
-	clang -std=gnu11 -g -O1 -fsanitize=thread -pthread -fvisibility=hidden -Icsrc -Iembed \
-	  $(shell pkg-config --cflags lua5.4 libcrypto libcurl) $< embed/itnio_embed.c \
-	  build/embed/itnio_chunks.c $(SRCS) -o $@ $(HOST_LIBS)
+	clang -g -O1 $(call core_cflags,lua5.4) -fsanitize=thread -pthread -Icsrc -Iembed $< \
+	  embed/itnio_embed.c build/embed/itnio_chunks.c $(SRCS) -o $@ $(HOST_LIBS)
 embed: build/embed/host build/embed/host-tsan
 	@$(MAKE) --no-print-directory LUA=luajit build
 	$(call busted,lua5.4,build/lua5.4) spec/embed/host.lua

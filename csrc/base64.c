@@ -1,5 +1,7 @@
-/* core.base64(bytes) -> text: RFC 4648 standard Base64, padded, on one line (what baseFile
- * wants), through OpenSSL's EVP_EncodeBlock. The input goes in bounded chunks (a multiple of
+/* Base64 (RFC 4648): the encoder of the upload builders and the check of baseFile.
+ *
+ * core.base64(bytes) -> text: standard Base64, padded, on one line (what baseFile wants),
+ * through OpenSSL's EVP_EncodeBlock. The input goes in bounded chunks (a multiple of
  * 3 bytes, so only the last chunk pads) into an output buffer a userdata owns: a raise at any
  * point (out of memory) leaks nothing, and the output is sized once, never rebuilt. */
 /***
@@ -35,4 +37,36 @@ int itnio_base64(lua_State *L) {
   }
   itnio_buf_pushresult(L, b);
   return 1;
+}
+
+/* RFC 4648 section 4 alphabet; '=' only as one or two final pad characters. */
+static const unsigned char b64[256] = {
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+  ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+  ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+  ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+  ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+  ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+  ['y'] = 1, ['z'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+  ['8'] = 1, ['9'] = 1, ['+'] = 1, ['/'] = 1,
+};
+
+const char *itnio_base64_problem(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i, body = n;
+  if (n && s[n - 1] == '=') body--;
+  if (n > 1 && body < n && s[n - 2] == '=') body--;
+  for (i = 0; i < body; i++) {
+    if (b64[s[i]]) continue;
+    if (s[i] == '\n' || s[i] == '\r' || s[i] == ' ' || s[i] == '\t')
+      return "it contains white space or line breaks (send Base64 on one line)";
+    if (s[i] == '-' || s[i] == '_')
+      return "it uses the URL-safe alphabet ('-', '_'); use RFC 4648 standard Base64 ('+', '/')";
+    if (s[i] == '=') return "'=' may appear only as padding at the end";
+    return "it contains a character outside the Base64 alphabet";
+  }
+  if (n % 4) return "its length is not a multiple of 4 (Base64 must be padded with '=')";
+  return NULL;
 }

@@ -1,5 +1,5 @@
-/* Clocks and a sleep for the Lua layer's retry loop outside nginx (inside nginx it uses
- * ngx.now and ngx.sleep, which do not block the worker). */
+/* Clocks and a sleep: for the Lua layer's retry loop outside nginx (inside nginx it uses
+ * ngx.now and ngx.sleep, which do not block the worker), and the multi handle's timer. */
 /***
  * @submodule itnio.core
  */
@@ -8,21 +8,23 @@
 
 #include "itnio.h"
 
+double itnio_mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /*** Seconds on a monotonic clock, for durations and deadlines.
  * @function now
  * @treturn number */
-/* core.now() -> seconds on a monotonic clock (for deadlines and durations). */
 int itnio_clock_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)itnio_mono_now());
   return 1;
 }
 
 /*** Unix time in seconds, with a fraction (the Timestamp header).
  * @function time
  * @treturn number */
-/* core.time() -> Unix time in seconds, with a fraction (for the Timestamp header). */
 int itnio_clock_time(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -33,7 +35,6 @@ int itnio_clock_time(lua_State *L) {
 /*** Blocks the thread for some seconds (outside nginx only: it would stall a worker).
  * @function sleep
  * @tparam number seconds 0 to 86400 */
-/* core.sleep(seconds): blocks this thread; resumes after signals until the time is up. */
 int itnio_clock_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   struct timespec req, rem;

@@ -2,7 +2,21 @@
  * (not only by the Makefile's -fvisibility=hidden: LuaRocks' builtin build passes no such
  * flag); the module exports luaopen_itnio_core and nothing else (tools/check-exports). Each
  * C file of csrc/ includes this header before it defines anything, so each definition takes the
- * hidden visibility of its declaration here. */
+ * hidden visibility of its declaration here.
+ *
+ * The files, in the order a call uses them (each section below is one file):
+ *   itnio_core.c  luaopen_itnio_core: the one list that registers every function and method
+ *   schema.c      the endpoints and their body rules, as data
+ *   validate.c    walks a Lua table against an endpoint's rules, writing the JSON body
+ *   json.c        JSON strings (checked as UTF-8 while escaped) and numbers
+ *   buf.c         the growable buffers: one a userdata owns (raises), one libcurl fills (never)
+ *   base64.c      Base64: the encoder (uploads) and the check (baseFile)
+ *   sign.c        the request signature (MD5 through OpenSSL), constant-time compare
+ *   xfer.c        the transfer layer every libcurl transfer shares
+ *   http.c        the Http class: one easy handle, a blocking perform
+ *   multi.c       the Multi class: one multi handle, many transfers, never blocking
+ *   events.c      the multi handle's event backend: epoll on Linux, poll(2) elsewhere
+ *   clock.c       monotonic and wall clocks, sleep */
 #ifndef ITNIO_H
 #define ITNIO_H
 
@@ -21,15 +35,102 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L);
  * make the compiler expect them inside this module. */
 #pragma GCC visibility push(hidden)
 
+/* ---- the constants, each written once ---- */
+
 #define ITNIO_VERSION      "0.1.0"
-#define ITNIO_MAX_ERRORS   100
+#define ITNIO_MAX_ERRORS   100   /* broken rules one encode reports */
 #define ITNIO_MAX_FIELDS   32    /* rows of one schema (validate.c keeps a state per row) */
 #define ITNIO_MAX_HEAD     (64 * 1024)   /* an answer's header block, as the nginx reader caps it */
+#define ITNIO_KEEP_BUF     (64 * 1024)   /* a buffer kept for reuse past a call is at most this */
+#define ITNIO_MAX_BODY     (1024 * 1024) /* an answer's body, unless the client says otherwise */
 /* Integers must be exact in every JSON reader and in LuaJIT's doubles (RFC 8259, section 6). */
 #define ITNIO_SAFE_INT     9007199254740991.0   /* 2^53 - 1 */
 
-/* ---- json_out.c: an output buffer owned by a Lua userdata, and JSON scalars ---- */
+/* ---- itnio_core.c ---- */
 
+/* Registers a userdata class's metatable (methods, __gc and __close, __tostring, __name). */
+void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring);
+
+/* ---- schema.c: the endpoints and their body rules, as data ---- */
+
+enum itnio_kind  { ITNIO_K_INT, ITNIO_K_NUM, ITNIO_K_STR, ITNIO_K_LIST, ITNIO_K_STRLIST };
+enum itnio_check { ITNIO_S_ANY, ITNIO_S_BASE64, ITNIO_S_DIGIT, ITNIO_S_SEATKEY, ITNIO_S_SMS };
+
+#define ITNIO_F_REQUIRED  0x01   /* always required */
+#define ITNIO_F_NONEMPTY  0x02   /* when required by its condition, "" is not enough */
+#define ITNIO_F_VOICE     0x04   /* a voice-node field: an EXCLUDES rule may rule it out */
+
+struct itnio_schema;
+
+typedef struct itnio_field {
+  const char   *name;
+  const char   *jkey;       /* "\"name\":" as written in the body */
+  unsigned char namelen, jkeylen;
+  const char   *rule;       /* rule id, as doc/rules.md lists them */
+  unsigned char kind;       /* itnio_kind */
+  unsigned char check;      /* itnio_check, for strings */
+  unsigned char flags;
+  double        min, max;   /* numbers: value range; strings: length range in characters */
+  signed char   cond, condval;    /* required when field[cond] == condval (cond < 0: never) */
+  signed char   cond2, cond2val;  /* ... and field[cond2] == cond2val (cond2 < 0: no second) */
+  const char   *meaning;    /* a few words for error messages */
+  const struct itnio_schema *items;   /* ITNIO_K_LIST: the schema of each item (an object) */
+} itnio_field;
+
+/* Rules across the fields of one object, as rows. */
+enum itnio_xkind {
+  ITNIO_X_ONE_OF,    /* when field `when` is `value`, at least one of `of` must be 1 */
+  ITNIO_X_EXCLUDES   /* when field `when` is present, the fields flagged `flag` must not be
+                        (nor are they required) */
+};
+
+typedef struct itnio_xrule {
+  const char   *rule;
+  unsigned char kind;       /* itnio_xkind */
+  signed char   when, value;
+  unsigned char flag;
+  signed char   of[8];      /* field indexes, ended by -1 */
+  const char   *message;    /* EXCLUDES: what a forbidden field is told */
+} itnio_xrule;
+
+typedef struct itnio_schema {
+  const char        *name;        /* "task", "node": what the messages call it */
+  const char        *unknown_rule;/* the rule an unknown field breaks (T6, N24) */
+  const itnio_field *fields;
+  int                nfields;
+  const itnio_xrule *xrules;
+  int                nxrules;
+} itnio_schema;
+
+typedef struct itnio_endpoint {
+  const char         *name;       /* "recall_update": the Lua layer's methods are made from it */
+  const char         *method;     /* "POST" */
+  const char         *path;       /* "/voice/recallFlow/update" */
+  const char         *title;      /* the vendor's name for it */
+  const char         *noun;       /* what the body is called in messages: "task" */
+  const itnio_schema *schema;
+} itnio_endpoint;
+
+extern const itnio_endpoint itnio_endpoints[];
+extern const int itnio_nendpoints;
+/* The endpoint of that name, or NULL. */
+const itnio_endpoint *itnio_endpoint_find(const char *name);
+/* NULL, or the name of a row whose condition or rule names a row it cannot. */
+const char *itnio_schema_problem(void);
+/* Field index by exact name, or -1. */
+int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
+/* Field index by case-insensitive name (for "did you mean"), or -1. */
+int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
+
+/* ---- validate.c ---- */
+int itnio_encode(lua_State *L);
+int itnio_encode_recall_update(lua_State *L);
+int itnio_endpoints_list(lua_State *L);
+
+/* ---- buf.c: growable buffers ---- */
+
+/* A buffer whose memory a Lua userdata owns (freed by __gc if anything raises). */
 typedef struct itnio_buf {
   char     *p;
   size_t    len, cap;
@@ -37,7 +138,7 @@ typedef struct itnio_buf {
   void     *ud;
 } itnio_buf;
 
-/* Pushes a userdata that owns the buffer (freed by __gc if anything raises). */
+/* Pushes a userdata that owns the buffer. */
 itnio_buf *itnio_buf_new(lua_State *L, size_t hint);
 /* Makes room for `extra` more bytes; raises a memory error when it cannot. */
 void       itnio_buf_reserve(lua_State *L, itnio_buf *b, size_t extra);
@@ -61,6 +162,19 @@ static inline void itnio_buf_addchar(lua_State *L, itnio_buf *b, char c) {
 }
 #define itnio_buf_addlit(L, b, s) itnio_buf_addmem((L), (b), "" s, sizeof(s) - 1)
 
+/* A plain malloc'd buffer for libcurl's callbacks, which must never raise: its owner (a
+ * transfer inside a userdata) frees it. */
+typedef struct itnio_membuf {
+  char  *p;
+  size_t len, cap;
+} itnio_membuf;
+
+/* Appends; 0 when memory is short (nothing raised). */
+int  itnio_membuf_add(itnio_membuf *m, const char *s, size_t n);
+void itnio_membuf_free(itnio_membuf *m);
+
+/* ---- json.c: JSON scalars ---- */
+
 /* What a string scan found. */
 enum { ITNIO_STR_OK = 0, ITNIO_STR_BADUTF8, ITNIO_STR_NUL };
 
@@ -74,58 +188,16 @@ void itnio_json_double(lua_State *L, itnio_buf *b, double v);
 /* The same text as itnio_json_double, into out (at least 32 bytes); returns its length. */
 size_t itnio_fmt_double(char *out, double v);
 
-/* ---- schema.c: the rules of doc/rules.md as data ---- */
-
-enum itnio_kind  { ITNIO_K_INT, ITNIO_K_NUM, ITNIO_K_STR, ITNIO_K_NODES, ITNIO_K_STRLIST };
-enum itnio_check { ITNIO_S_ANY, ITNIO_S_BASE64, ITNIO_S_DIGIT, ITNIO_S_SEATKEY, ITNIO_S_SMS };
-
-#define ITNIO_F_REQUIRED  0x01   /* always required */
-#define ITNIO_F_NONEMPTY  0x02   /* when required by its condition, "" is not enough */
-#define ITNIO_F_VOICE     0x04   /* a voice-node field: forbidden beside scriptId (A3) */
-#define ITNIO_F_SCRIPT    0x08   /* scriptId: its presence makes an agent node (A2) */
-
-typedef struct itnio_field {
-  const char   *name;
-  const char   *jkey;       /* "\"name\":" as written in the body */
-  unsigned char namelen, jkeylen;
-  const char   *rule;       /* rule id, as doc/rules.md lists them */
-  unsigned char kind;       /* itnio_kind */
-  unsigned char check;      /* itnio_check, for strings */
-  unsigned char flags;
-  double        min, max;   /* numbers: value range; strings: length range in characters */
-  signed char   cond, condval;    /* required when field[cond] == condval (cond < 0: never) */
-  signed char   cond2, cond2val;  /* ... and field[cond2] == cond2val (cond2 < 0: no second) */
-  const char   *meaning;    /* a few words for error messages */
-} itnio_field;
-
-typedef struct itnio_schema {
-  const char        *name;        /* "task" or "node" */
-  const char        *unknown_rule;/* T6 or N24 */
-  const itnio_field *fields;
-  int                nfields;
-} itnio_schema;
-
-extern const itnio_schema itnio_task_schema, itnio_node_schema;
-/* Index of the node fields that rules across fields need (N13). */
-extern const int itnio_node_hangupsms, itnio_node_push[4];
-/* NULL, or the name of a row whose condition names a row not before it. */
-const char *itnio_schema_problem(void);
-/* Field index by exact name, or -1. */
-int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
-/* Field index by case-insensitive name (for "did you mean"), or -1. */
-int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
+/* ---- base64.c ---- */
+int itnio_base64(lua_State *L);
 /* Is s valid padded Base64 (RFC 4648 section 4)? Returns NULL or what is wrong. */
 const char *itnio_base64_problem(const char *s, size_t n);
 
-/* ---- validate.c ---- */
-int itnio_encode_recall_update(lua_State *L);
+/* ---- sign.c ---- */
+int itnio_sign(lua_State *L);
+int itnio_consteq(lua_State *L);
 
-/* ---- http.c: the libcurl transport; adds http_new, multi_new and curl_version ---- */
-
-typedef struct itnio_membuf {
-  char  *p;
-  size_t len, cap;
-} itnio_membuf;
+/* ---- xfer.c: the transfer layer every libcurl transfer shares ---- */
 
 /* One request and its answer on one easy handle. The struct lives inside memory a userdata
  * owns (itnio.Http, or a transfer of itnio.Multi), so a raise at any point leaks nothing.
@@ -141,11 +213,8 @@ typedef struct itnio_xfer {
   char               errbuf[CURL_ERROR_SIZE];
 } itnio_xfer;
 
-void itnio_http_open(lua_State *L);
-void itnio_multi_open(lua_State *L);
-/* Registers a userdata class's metatable (methods, __gc and __close, __tostring, __name). */
-void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
-                 lua_CFunction tostring);
+/* curl_global_init, unless the host owns it (registry["itnio.no_curl_global_init"]). */
+void itnio_xfer_global_init(lua_State *L);
 /* Raises "libcurl refused <what>" unless rc is CURLE_OK. */
 int  itnio_curl_ok(lua_State *L, CURLcode rc, const char *what);
 /* Creates x->easy and sets the per-client options from the table at index opts. */
@@ -157,23 +226,82 @@ void itnio_xfer_bind(lua_State *L, itnio_xfer *x);
 void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy);
 /* Did any byte of the request leave this process? */
 int  itnio_xfer_sent(itnio_xfer *x);
-/* Pushes the outcome (status, headers, body, info | nil, err); returns the count. */
+/* Pushes the outcome and returns the count: status, head, body, reused on an answer (any
+ * HTTP status), or nil, { kind, code, message, sent, answered } when no answer came. */
 int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc);
+/* Frees everything the transfer owns; safe to call twice. */
 void itnio_xfer_release(itnio_xfer *x);
 /* The headers of one answer (raw "Name: value" lines) as a table of lower-case names. */
-void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
+void itnio_push_headers(lua_State *L, const char *block, size_t len);
+int  itnio_parse_headers(lua_State *L);
+int  itnio_curl_version(lua_State *L);
+
+/* ---- http.c: the Http class ---- */
+#define ITNIO_HTTP_MT "itnio.Http"
+int itnio_http_new(lua_State *L);
+int itnio_http_perform(lua_State *L);
+int itnio_http_close(lua_State *L);
+int itnio_http_tostring(lua_State *L);
+
+/* ---- multi.c: the Multi class ---- */
+#define ITNIO_MULTI_MT "itnio.Multi"
+int itnio_multi_new(lua_State *L);
+int itnio_multi_add(lua_State *L);
+int itnio_multi_perform(lua_State *L);
+int itnio_multi_next_done(lua_State *L);
+int itnio_multi_take(lua_State *L);
+int itnio_multi_cancel(lua_State *L);
+int itnio_multi_wait(lua_State *L);
+int itnio_multi_count(lua_State *L);
+int itnio_multi_close(lua_State *L);
+int itnio_multi_tostring(lua_State *L);
+
+/* ---- events.c: which sockets a multi handle waits on ---- */
+
+/* One ready socket, with libcurl's CURL_CSELECT_* flags. */
+typedef struct itnio_ready {
+  int fd;
+  int flags;
+} itnio_ready;
+
+/* The backend: epoll on Linux, poll(2) elsewhere, or anywhere with ITNIO_EVENTS_POLL defined
+ * (`make EVENTS=poll`). Its state lives inside the Multi's userdata. */
+#if !defined(ITNIO_EVENTS_POLL) && !defined(__linux__)
+#  define ITNIO_EVENTS_POLL 1
+#endif
+
+typedef struct itnio_events {
+  int    open;
+#ifdef ITNIO_EVENTS_POLL
+  struct pollfd *pfd;       /* the sockets watched, as poll(2) takes them */
+  size_t npfd, cappfd;
+  int   *pos;               /* per socket: its place in pfd, plus one (0: not watched) */
+  size_t npos;
+#else
+  int    epfd;
+  struct itnio_watch *w;    /* per socket: what libcurl wants watched, what epoll has */
+  int   *dirty;             /* sockets whose wish changed since epoll was last told */
+  size_t nw, ndirty;
+#endif
+} itnio_events;
+
+/* The name of the backend built in: "epoll" or "poll". */
+extern const char itnio_events_backend[];
+/* Opens the backend; 0, or an errno value (no descriptor left, no memory). */
+int  itnio_events_open(itnio_events *ev);
+/* Closes it and frees its memory; safe to call twice. */
+void itnio_events_close(itnio_events *ev);
+/* libcurl's wish for socket fd: bit 1 readable, bit 2 writable, 0 forget it. Never raises. */
+void itnio_events_want(itnio_events *ev, int fd, unsigned want);
+/* Waits up to ms (0: not at all) and fills at most max ready sockets; returns how many,
+ * or -1 with errno set (EINTR is 0 ready). */
+int  itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max);
 
 /* ---- clock.c ---- */
+double itnio_mono_now(void);   /* seconds on a monotonic clock */
 int itnio_clock_now(lua_State *L);
 int itnio_clock_time(lua_State *L);
 int itnio_clock_sleep(lua_State *L);
-
-/* ---- sign.c ---- */
-int itnio_sign(lua_State *L);
-int itnio_consteq(lua_State *L);
-
-/* ---- base64.c ---- */
-int itnio_base64(lua_State *L);
 
 #pragma GCC visibility pop
 

@@ -1,41 +1,96 @@
 /***
- * The C core of lua-itnio: checks a task against every rule while writing its body, signs a
- * request, and moves it over libcurl. The module `itnio` is built on it; use the core
- * directly for a dry check (`encode_recall_update`) or your own transport. Programming
+ * The C core of lua-itnio: checks a request's body against every rule of its endpoint while
+ * writing it, signs a request, and moves it over libcurl. The module `itnio` is built on it;
+ * use the core directly for a dry check (`encode`) or a transport of your own. Programming
  * errors (a wrong argument type) raise; bad data comes back as `nil, errs`.
  * @module itnio.core
  */
 
-/*** The version of lua-itnio (the one place it is written).
+/*** The version of lua-itnio (the one place it is written: csrc/itnio.h).
  * @field _VERSION */
 
-/*** The most broken rules one `encode_recall_update` reports (100).
+/*** The most broken rules one `encode` reports (100).
  * @field MAX_ERRORS */
 
-/* luaopen_itnio_core: registers the core's functions, nothing else. */
+/*** The event backend of the multi handle: `"epoll"` or `"poll"`.
+ * @field EVENTS */
+
+/* luaopen_itnio_core: the one place that registers the core's functions and the methods of
+ * its classes (each file defines them; tools/check-doc reads the lists here). */
 #include "itnio.h"
 
 static const luaL_Reg core_funcs[] = {
+  { "encode",               itnio_encode },
+  { "encode_recall_update", itnio_encode_recall_update },
+  { "endpoints",            itnio_endpoints_list },
   { "sign",                 itnio_sign },
   { "consteq",              itnio_consteq },
-  { "encode_recall_update", itnio_encode_recall_update },
+  { "base64",               itnio_base64 },
+  { "http_new",             itnio_http_new },
+  { "multi_new",            itnio_multi_new },
+  { "parse_headers",        itnio_parse_headers },
+  { "curl_version",         itnio_curl_version },
   { "now",                  itnio_clock_now },
   { "time",                 itnio_clock_time },
   { "sleep",                itnio_clock_sleep },
-  { "base64",               itnio_base64 },
   { NULL, NULL }
 };
 
+static const luaL_Reg http_methods[] = {
+  { "perform", itnio_http_perform },
+  { "close",   itnio_http_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg multi_methods[] = {
+  { "add",       itnio_multi_add },
+  { "perform",   itnio_multi_perform },
+  { "next_done", itnio_multi_next_done },
+  { "take",      itnio_multi_take },
+  { "cancel",    itnio_multi_cancel },
+  { "wait",      itnio_multi_wait },
+  { "count",     itnio_multi_count },
+  { "close",     itnio_multi_close },
+  { NULL, NULL }
+};
+
+/* Registers the metatable `name`: methods as __index, gc as __gc (and __close on 5.4, so a
+ * to-be-closed variable frees it), tostring as __tostring. */
+void itnio_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring) {
+  if (luaL_newmetatable(L, name)) {
+    int n = 0;
+    while (methods[n].name) n++;
+    lua_createtable(L, 0, n);
+    itnio_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+}
+
 __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
   const char *bad = itnio_schema_problem();
-  if (bad) return luaL_error(L, "itnio: schema row %s has a condition on a row after it", bad);
+  if (bad) return luaL_error(L, "itnio: the schema row %s is malformed (see schema.c)", bad);
+  itnio_xfer_global_init(L);
+  itnio_class(L, ITNIO_HTTP_MT, http_methods, itnio_http_close, itnio_http_tostring);
+  itnio_class(L, ITNIO_MULTI_MT, multi_methods, itnio_multi_close, itnio_multi_tostring);
   itnio_newlibtable(L, core_funcs);
   itnio_setfuncs(L, core_funcs);
   lua_pushliteral(L, ITNIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
   lua_pushinteger(L, ITNIO_MAX_ERRORS);
   lua_setfield(L, -2, "MAX_ERRORS");
-  itnio_http_open(L);
-  itnio_multi_open(L);
+  lua_pushstring(L, itnio_events_backend);
+  lua_setfield(L, -2, "EVENTS");
   return 1;
 }

@@ -10,10 +10,11 @@
  *   m:wait(seconds)                    blocks until a socket is ready or libcurl's own timer
  *   m:count()  m:close()
  *
- * It runs libcurl's event API (curl_multi_socket_action) on an epoll set of its own: libcurl
- * says which sockets it wants watched and when its next timer is due, and perform acts only
- * on the sockets that are ready and the timers that are due. So a poll with 1000 transfers
- * waiting costs one epoll_wait, not a pass over every transfer (curl_multi_perform's cost).
+ * It runs libcurl's event API (curl_multi_socket_action) on an event backend of its own
+ * (events.c: epoll, or poll(2)): libcurl says which sockets it wants watched and when its next
+ * timer is due, and perform acts only on the sockets that are ready and the timers that are
+ * due. So a poll with 1000 transfers waiting costs one wait, not a pass over every transfer
+ * (curl_multi_perform's cost).
  *
  * Memory: the userdata is made (zeroed, with __gc) before anything is allocated; the slot
  * table, the finished queue and each transfer hang off it the moment they exist, so a raise
@@ -26,14 +27,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/epoll.h>
 #include <curl/curl.h>
 
 #include "itnio.h"
 
-#define MULTI_MT    "itnio.Multi"
 #define SLOT_BITS   20                       /* up to 2^20 transfers at once */
 #define SLOT_COUNT  ((lua_Integer)1 << SLOT_BITS)
 #define IDLE_KEEP   32                       /* finished easy handles kept for reuse */
@@ -49,23 +46,9 @@ typedef struct mxfer {
   CURLcode    rc;       /* the outcome, once X_DONE */
 } mxfer;
 
-/* One socket's watch. libcurl changes its wish two or three times per request (watch for
- * writing, then reading, then forget the pooled connection, then again for the next
- * request); the wishes are only written to epoll right before it is asked, so a request on a
- * kept-alive connection costs one epoll_ctl instead of three. */
-struct fdw {
-  unsigned char want, have;   /* EPOLLIN/EPOLLOUT bits: 1 in, 2 out; 0 none */
-  unsigned char dirty;        /* in the dirty list */
-  unsigned char forgot;       /* libcurl forgot it since the last flush: it may have been
-                                 closed, and the number reused, so epoll may not have it */
-};
-
 typedef struct itnio_multi {
   CURLM      *multi;
-  int         epfd;     /* the sockets libcurl wants watched; -1 when closed */
-  struct fdw *fds;      /* per socket: what libcurl wants watched, what epoll has */
-  int        *dirty;    /* sockets whose wish changed since the last flush */
-  size_t      nfds, ndirty;
+  itnio_events ev;      /* the sockets libcurl wants watched */
   double      timer_at; /* when libcurl's timer is due (monotonic seconds), or < 0: none */
   itnio_xfer  tmpl;     /* configured once; each transfer's handle is a duplicate of it */
   mxfer     **slots;    /* slot i: a transfer (any state), or NULL before its first use */
@@ -95,90 +78,18 @@ static void multi_release(itnio_multi *m) {
   itnio_xfer_release(&m->tmpl);
   if (m->multi) curl_multi_cleanup(m->multi);   /* may still tell on_socket to forget fds */
   m->multi = NULL;
-  if (m->epfd >= 0) close(m->epfd);
-  m->epfd = -1;
-  free(m->fds);
-  free(m->dirty);
-  m->fds = NULL;
-  m->dirty = NULL;
-  m->nfds = m->ndirty = 0;
+  itnio_events_close(&m->ev);
 }
 
-static double mono_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void watch_now(itnio_multi *m, int fd, unsigned want, int unsure) {
-  struct epoll_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.data.fd = fd;
-  if (want & 1) ev.events |= EPOLLIN;
-  if (want & 2) ev.events |= EPOLLOUT;
-  if (!want) {
-    epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);   /* (an fd already closed: nothing to do) */
-  } else if (unsure) {
-    if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-      epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
-  } else if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
-    epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
-  }
-}
-
-/* Writes the changed wishes to epoll; called before every epoll_wait. */
-static void flush_watches(itnio_multi *m) {
-  size_t i;
-  for (i = 0; i < m->ndirty; i++) {
-    int fd = m->dirty[i];
-    struct fdw *w = &m->fds[fd];
-    w->dirty = 0;
-    if (w->want == w->have && !(w->want && w->forgot)) continue;
-    watch_now(m, fd, w->want, w->have != 0 || w->forgot);
-    w->have = w->want;
-    w->forgot = 0;   /* epoll now has exactly what we told it */
-  }
-  m->ndirty = 0;
-}
-
-/* Room for socket fd in the tables (never raises: 0 when memory is short). */
-static int track(itnio_multi *m, int fd) {
-  size_t n;
-  struct fdw *f;
-  int *d;
-  if ((size_t)fd < m->nfds) return 1;
-  n = m->nfds ? m->nfds : 64;
-  while (n <= (size_t)fd) n *= 2;
-  if (!(d = (int *)realloc(m->dirty, n * sizeof *d))) return 0;
-  m->dirty = d;
-  if (!(f = (struct fdw *)realloc(m->fds, n * sizeof *f))) return 0;
-  memset(f + m->nfds, 0, (n - m->nfds) * sizeof *f);
-  m->fds = f;
-  m->nfds = n;
-  return 1;
-}
-
-/* libcurl's socket callback: notes what libcurl wants watched (never raises, never calls
- * Lua); flush_watches tells epoll. */
+/* libcurl's socket callback: tells the backend what libcurl wants watched (never raises,
+ * never calls Lua). */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   itnio_multi *m = (itnio_multi *)userp;
   unsigned want = 0;
-  struct fdw *w;
   (void)e;
   (void)socketp;
-  if (m->epfd < 0 || s < 0) return 0;
   if (what != CURL_POLL_REMOVE) want = (what & CURL_POLL_IN ? 1u : 0u) | (what & CURL_POLL_OUT ? 2u : 0u);
-  if (!track(m, (int)s)) {   /* no memory for the tables: straight to epoll */
-    watch_now(m, (int)s, want, 1);
-    return 0;
-  }
-  w = &m->fds[s];
-  w->want = (unsigned char)want;
-  if (!want) w->forgot = 1;
-  if (!w->dirty) {
-    w->dirty = 1;
-    m->dirty[m->ndirty++] = (int)s;
-  }
+  itnio_events_want(&m->ev, (int)s, want);
   return 0;
 }
 
@@ -186,12 +97,12 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
   itnio_multi *m = (itnio_multi *)userp;
   (void)multi;
-  m->timer_at = timeout_ms < 0 ? -1.0 : mono_now() + (double)timeout_ms / 1000.0;
+  m->timer_at = timeout_ms < 0 ? -1.0 : itnio_mono_now() + (double)timeout_ms / 1000.0;
   return 0;
 }
 
 static itnio_multi *check_multi(lua_State *L) {
-  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, MULTI_MT);
+  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, ITNIO_MULTI_MT);
   if (!m->multi) luaL_error(L, "itnio: the multi handle is closed");
   return m;
 }
@@ -199,13 +110,13 @@ static itnio_multi *check_multi(lua_State *L) {
 /*** Ends every transfer in flight and frees the handle; safe to call twice (and what the
  * collector does to a Multi left behind).
  * @function Multi:close */
-static int multi_gc(lua_State *L) {
-  multi_release((itnio_multi *)luaL_checkudata(L, 1, MULTI_MT));
+int itnio_multi_close(lua_State *L) {
+  multi_release((itnio_multi *)luaL_checkudata(L, 1, ITNIO_MULTI_MT));
   return 0;
 }
 
-static int multi_tostring(lua_State *L) {
-  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, MULTI_MT);
+int itnio_multi_tostring(lua_State *L) {
+  itnio_multi *m = (itnio_multi *)luaL_checkudata(L, 1, ITNIO_MULTI_MT);
   if (m->multi) lua_pushfstring(L, "itnio.Multi (%d running)", (int)m->nrunning);
   else lua_pushliteral(L, "itnio.Multi (closed)");
   return 1;
@@ -222,20 +133,20 @@ static void multi_check(lua_State *L, CURLMcode rc, const char *what) {
 
 /*** A handle that runs many requests at once without blocking (libcurl's multi interface).
  * @function multi_new
- * @tparam table opts as for http_new
- * @treturn Multi */
-/* core.multi_new(opts) -> itnio.Multi. opts: as core.http_new. */
-static int multi_new(lua_State *L) {
+ * @tparam table opts the options of `http_new`
+ * @treturn Multi
+ * @raise when no file descriptor is left for its event backend, or memory is short */
+int itnio_multi_new(lua_State *L) {
   itnio_multi *m;
+  int err;
   luaL_checktype(L, 1, LUA_TTABLE);
   m = (itnio_multi *)itnio_newuserdata(L, sizeof *m);
   memset(m, 0, sizeof *m);
-  m->epfd = -1;
   m->timer_at = -1.0;
-  luaL_getmetatable(L, MULTI_MT);
+  luaL_getmetatable(L, ITNIO_MULTI_MT);
   lua_setmetatable(L, -2);
-  if ((m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
-    return luaL_error(L, "itnio: epoll_create1 failed (%s)", strerror(errno));
+  if ((err = itnio_events_open(&m->ev)) != 0)
+    return luaL_error(L, "itnio: the event backend (%s) could not open (%s)", itnio_events_backend, strerror(err));
   if (!(m->multi = curl_multi_init())) return luaL_error(L, "itnio: curl_multi_init failed");
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket), "SOCKETFUNCTION");
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m), "SOCKETDATA");
@@ -289,7 +200,7 @@ static mxfer *find(lua_State *L, itnio_multi *m, int idx, size_t *slot) {
   lua_Number n = luaL_checknumber(L, idx);
   lua_Integer id;
   mxfer *t;
-  if (!(n >= 1 && n <= 9007199254740991.0) || n != (lua_Number)(lua_Integer)n) return NULL;
+  if (!(n >= 1 && n <= ITNIO_SAFE_INT) || n != (lua_Number)(lua_Integer)n) return NULL;
   id = (lua_Integer)n - 1;
   *slot = (size_t)(id % SLOT_COUNT);
   if (*slot >= m->nslots || !(t = m->slots[*slot])) return NULL;
@@ -304,23 +215,23 @@ static void recycle(itnio_multi *m, size_t slot) {
   mxfer *t = m->slots[slot];
   t->state = X_FREE;
   t->gen++;
-  if (m->nidle >= IDLE_KEEP || t->x.body.cap > 64 * 1024) itnio_xfer_release(&t->x);
+  if (m->nidle >= IDLE_KEEP || t->x.body.cap > ITNIO_KEEP_BUF) itnio_xfer_release(&t->x);
   else m->nidle++;
   m->free_ids[m->nfree++] = slot;
 }
 
 /*** Queues a request; nothing is sent until perform.
  * @function Multi:add
- * @tparam string method
- * @tparam string url
- * @tparam {string,...} header_lines
- * @tparam[opt] string body
- * @tparam[opt=10] number timeout
- * @tparam[opt=3] number connect_timeout
+ * @tparam string method GET or POST
+ * @tparam string url http or https
+ * @tparam {string,...} header_lines "Name: value" each, no CR, LF or NUL
+ * @tparam[opt] string body the request's body (copied)
+ * @tparam[opt=10] number timeout seconds for the whole transfer
+ * @tparam[opt=3] number connect_timeout seconds for the connect
  * @treturn int the transfer's id */
 /* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
  * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
-static int multi_add(lua_State *L) {
+int itnio_multi_add(lua_State *L) {
   itnio_multi *m = check_multi(L);
   size_t slot;
   mxfer *t;
@@ -386,7 +297,7 @@ static void harvest(itnio_multi *m) {
 /* Runs libcurl's timer if it is due (new transfers start there). */
 static void run_timer(lua_State *L, itnio_multi *m) {
   int running = 0;
-  if (m->timer_at >= 0 && mono_now() >= m->timer_at) {
+  if (m->timer_at >= 0 && itnio_mono_now() >= m->timer_at) {
     m->timer_at = -1.0;   /* the action may set the next one */
     multi_check(L, curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running), "socket_action");
   }
@@ -398,22 +309,16 @@ static void run_timer(lua_State *L, itnio_multi *m) {
 /* m:perform() -> running. Acts on libcurl's timer if it is due and on the sockets that are
  * ready, without waiting; finished transfers queue up for next_done. The timer goes first:
  * a new transfer that takes over a kept-alive connection then changes its watch before the
- * flush, and epoll hears of it once. */
-static int multi_perform(lua_State *L) {
+ * backend next waits, and epoll hears of it once. */
+int itnio_multi_perform(lua_State *L) {
   itnio_multi *m = check_multi(L);
-  struct epoll_event ev[64];
+  itnio_ready ready[64];
   int n, i, running = 0, rounds = 0;
   run_timer(L, m);
   do {   /* more than 64 ready sockets: take the rest too, a bounded number of times */
-    flush_watches(m);
-    n = epoll_wait(m->epfd, ev, 64, 0);
-    for (i = 0; i < n; i++) {
-      int flags = 0;
-      if (ev[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
-      if (ev[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-      if (ev[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
-      multi_check(L, curl_multi_socket_action(m->multi, ev[i].data.fd, flags, &running), "socket_action");
-    }
+    n = itnio_events_wait(&m->ev, 0, ready, 64);
+    for (i = 0; i < n; i++)
+      multi_check(L, curl_multi_socket_action(m->multi, ready[i].fd, ready[i].flags, &running), "socket_action");
   } while (n == 64 && ++rounds < 16);
   run_timer(L, m);
   harvest(m);
@@ -425,7 +330,7 @@ static int multi_perform(lua_State *L) {
  * @function Multi:next_done
  * @treturn int|nil */
 /* m:next_done() -> the id of the oldest finished transfer not handed out yet, or nil. */
-static int multi_next_done(lua_State *L) {
+int itnio_multi_next_done(lua_State *L) {
   itnio_multi *m = check_multi(L);
   while (m->done_head < m->ndone) {
     size_t slot = m->done[m->done_head++];
@@ -444,11 +349,15 @@ static int multi_next_done(lua_State *L) {
 
 /*** A finished transfer's outcome, as Http:perform gives it; frees the transfer.
  * @function Multi:take
- * @tparam int id
+ * @tparam int id the transfer's id, from next_done
+ * @treturn int the HTTP status
+ * @treturn string the answer's raw header block
+ * @treturn string the body
+ * @treturn boolean whether a kept-alive connection carried it
+ * @return[2] nil
+ * @treturn[2] table `{ kind, code, message, sent, answered }` when no answer came
  * @raise when id is not a finished transfer */
-/* m:take(id) -> status, headers, body, info | nil, err (see http:perform); frees the
- * transfer. An id that is not a finished transfer raises. */
-static int multi_take(lua_State *L) {
+int itnio_multi_take(lua_State *L) {
   itnio_multi *m = check_multi(L);
   size_t slot;
   mxfer *t = find(L, m, 2, &slot);
@@ -461,11 +370,11 @@ static int multi_take(lua_State *L) {
 
 /*** Stops a transfer and frees it.
  * @function Multi:cancel
- * @tparam int id
+ * @tparam int id the transfer's id
  * @treturn boolean|nil whether any byte of it left; nil for an id that names nothing */
 /* m:cancel(id) -> sent. Stops a running transfer (or drops a finished one) and frees it;
  * sent says whether any byte of the request left. An unknown id returns nil. */
-static int multi_cancel(lua_State *L) {
+int itnio_multi_cancel(lua_State *L) {
   itnio_multi *m = check_multi(L);
   size_t slot;
   mxfer *t = find(L, m, 2, &slot);
@@ -482,23 +391,22 @@ static int multi_cancel(lua_State *L) {
 
 /*** Waits until a socket is ready, libcurl's timer is due, or the seconds pass.
  * @function Multi:wait
- * @tparam number seconds 0 to 86400 */
+ * @tparam number seconds the most to wait, 0 to 86400 */
 /* m:wait(seconds): blocks until a socket of the transfers is ready, libcurl's own timer
  * is due, or the time passes (0 returns at once). It only waits: perform acts. */
-static int multi_wait(lua_State *L) {
+int itnio_multi_wait(lua_State *L) {
   itnio_multi *m = check_multi(L);
   lua_Number s = luaL_checknumber(L, 2);
-  struct epoll_event ev;
+  itnio_ready one;
   int ms;
   if (!(s >= 0 && s <= 86400)) return luaL_argerror(L, 2, "seconds must be from 0 to 86400");
   if (m->timer_at >= 0) {
-    double due = m->timer_at - mono_now();
+    double due = m->timer_at - itnio_mono_now();
     if (due < s) s = due > 0 ? due : 0;
   }
   ms = (int)(s * 1000.0 + 0.999);
-  flush_watches(m);
-  if (ms > 0 && epoll_wait(m->epfd, &ev, 1, ms) < 0 && errno != EINTR)
-    return luaL_error(L, "itnio: epoll_wait failed (%s)", strerror(errno));
+  if (ms > 0 && itnio_events_wait(&m->ev, ms, &one, 1) < 0)
+    return luaL_error(L, "itnio: waiting on the sockets failed (%s)", strerror(errno));
   return 0;
 }
 
@@ -506,26 +414,7 @@ static int multi_wait(lua_State *L) {
  * @function Multi:count
  * @treturn int */
 /* m:count() -> transfers running (added, not finished). */
-static int multi_count(lua_State *L) {
+int itnio_multi_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_multi(L)->nrunning);
   return 1;
-}
-
-static const luaL_Reg multi_methods[] = {
-  { "add",       multi_add },
-  { "perform",   multi_perform },
-  { "next_done", multi_next_done },
-  { "take",      multi_take },
-  { "cancel",    multi_cancel },
-  { "wait",      multi_wait },
-  { "count",     multi_count },
-  { "close",     multi_gc },
-  { NULL, NULL }
-};
-
-/* Adds multi_new to the module table on the stack. */
-void itnio_multi_open(lua_State *L) {
-  itnio_class(L, MULTI_MT, multi_methods, multi_gc, multi_tostring);
-  lua_pushcfunction(L, multi_new);
-  lua_setfield(L, -2, "multi_new");
 }

@@ -1,6 +1,14 @@
-/* The body rules of doc/rules.md as static data: one row per field, in the order the
- * fields are written to the body (the vendor's parameter table; voiceFileName and
- * idxSmsAppId where the vendor's example puts them). validate.c walks these rows. */
+/* The endpoints and the body rules of doc/rules.md, as static data.
+ *
+ * An endpoint is a row: name, method, path, and the schema of its body. A schema is one row
+ * per field, in the order the fields are written to the body (the vendor's parameter table;
+ * voiceFileName and idxSmsAppId where the vendor's example puts them), plus rows for the
+ * rules across fields (ITNIO_X_*). A field's row says its type, range, when it is required
+ * (always, or when an earlier field has a value), and for a list, the schema of its items.
+ * validate.c walks these rows; nothing in it knows a field by name.
+ *
+ * A second endpoint is one more schema and one more row of itnio_endpoints (doc/architecture.md
+ * lists what else it gets for free). `make test-endpoint` builds the core with a small one. */
 #include <strings.h>
 
 #include "itnio.h"
@@ -9,9 +17,12 @@
 #define SAFE   ITNIO_SAFE_INT
 #define NOMAX  1e18     /* strings with no length limit */
 
-#define ROW(nm, rule, kind, check, flags, lo, hi, c, cv, c2, c2v, meaning) \
+#define FIELD(nm, rule, kind, check, flags, lo, hi, c, cv, c2, c2v, meaning, items) \
   { nm, "\"" nm "\":", sizeof(nm) - 1, sizeof(nm) + 2, rule, kind, check, flags, lo, hi, \
-    c, cv, c2, c2v, meaning }
+    c, cv, c2, c2v, meaning, items }
+#define ROW(nm, rule, kind, check, flags, lo, hi, c, cv, c2, c2v, meaning) \
+  FIELD(nm, rule, kind, check, flags, lo, hi, c, cv, c2, c2v, meaning, NULL)
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #define INT    ITNIO_K_INT
 #define NUM    ITNIO_K_NUM
@@ -20,14 +31,7 @@
 #define NE     ITNIO_F_NONEMPTY
 #define V      ITNIO_F_VOICE
 
-static const itnio_field task_fields[] = {
-  ROW("keyId",          "T1", INT, 0, REQ, 1, SAFE, NONE, 0, NONE, 0, "the task's primary key"),
-  ROW("recallInterval", "T2", INT, 0, REQ, 1, 1440, NONE, 0, NONE, 0, "minutes between recalls"),
-  ROW("recallNum",      "T3", INT, 0, REQ, 1, 10,   NONE, 0, NONE, 0, "number of recall attempts"),
-  ROW("recallType",     "T4", INT, 0, REQ, 0, 1,    NONE, 0, NONE, 0, "0 recall all, 1 recall only failed"),
-  ROW("recallIntent",   "A1", ITNIO_K_STRLIST, 0, 0, 0, NOMAX, NONE, 0, NONE, 0, "intent labels"),
-  ROW("nodeList",       "T5", ITNIO_K_NODES, 0, 0, 0, 0, NONE, 0, NONE, 0, "the recall nodes"),
-};
+/* ---- Edit Task (Auto-Recall): the task, and each node of its nodeList ---- */
 
 /* Node field indexes, for the conditions below. */
 enum { SCRIPT, SOURCE, VFID, VFNAME, UPNAME, BASEFILE, TEXT, LAN, RATE, GENDER, ACCENT,
@@ -35,7 +39,7 @@ enum { SCRIPT, SOURCE, VFID, VFNAME, UPNAME, BASEFILE, TEXT, LAN, RATE, GENDER, 
        TOSEAT, SIPGROUP, OUTCTL, RATEX, SEATTYPE, SEATKEY, DELAY, NODE_NFIELDS };
 
 static const itnio_field node_fields[] = {
-  ROW("scriptId",        "A2",  INT, 0, ITNIO_F_SCRIPT, 1, SAFE, NONE, 0, NONE, 0, "agent template id"),
+  ROW("scriptId",        "A2",  INT, 0, 0, 1, SAFE, NONE, 0, NONE, 0, "agent template id"),
   ROW("source",          "N1",  INT, 0, REQ | V, 1, 3, NONE, 0, NONE, 0,
       "1 uploaded file, 2 re-upload voice file, 3 text-to-speech"),
   ROW("voiceFileId",     "N2",  STR, ITNIO_S_ANY, NE | V, 0, NOMAX, SOURCE, 1, NONE, 0, "voice file id"),
@@ -67,29 +71,96 @@ static const itnio_field node_fields[] = {
   ROW("delayTransfer",   "N22", INT, 0, V, 0, SAFE, NONE, 0, NONE, 0, "seconds before the transfer"),
 };
 
-_Static_assert(sizeof node_fields / sizeof node_fields[0] == NODE_NFIELDS, "node rows and their enum differ");
-_Static_assert(NODE_NFIELDS <= ITNIO_MAX_FIELDS, "more node rows than validate.c keeps state for");
-_Static_assert(sizeof task_fields / sizeof task_fields[0] <= ITNIO_MAX_FIELDS,
-               "more task rows than validate.c keeps state for");
+_Static_assert(COUNT(node_fields) == NODE_NFIELDS, "node rows and their enum differ");
 
-const itnio_schema itnio_task_schema = {
-  "task", "T6", task_fields, (int)(sizeof task_fields / sizeof task_fields[0])
+static const itnio_xrule node_rules[] = {
+  /* A2/A3: a node with scriptId is an agent node: no voice-node field, none required. */
+  { "A3", ITNIO_X_EXCLUDES, SCRIPT, 0, V, { NONE },
+    "cannot be in an agent node (one with scriptId): an agent node takes only scriptId" },
+  /* N13: an SMS on hang-up needs an event to send it on. */
+  { "N13", ITNIO_X_ONE_OF, HANGUP, 1, 0, { FBPUSH, OKPUSH, FAILPUSH, RINGPUSH, NONE }, NULL },
 };
-const itnio_schema itnio_node_schema = {
-  "node", "N24", node_fields, NODE_NFIELDS
-};
-const int itnio_node_hangupsms = HANGUP;
-const int itnio_node_push[4] = { FBPUSH, OKPUSH, FAILPUSH, RINGPUSH };
 
-/* NULL, or what is wrong with the tables: a row's condition must name an earlier row (the
- * walk decides rows in order, so a later one has no state yet). luaopen checks it once. */
-const char *itnio_schema_problem(void) {
-  const itnio_schema *ss[2] = { &itnio_task_schema, &itnio_node_schema };
-  for (int k = 0; k < 2; k++)
-    for (int i = 0; i < ss[k]->nfields; i++) {
-      const itnio_field *f = &ss[k]->fields[i];
-      if (f->cond >= i || f->cond2 >= i) return f->name;
+static const itnio_schema node_schema = {
+  "node", "N24", node_fields, NODE_NFIELDS, node_rules, COUNT(node_rules)
+};
+
+static const itnio_field task_fields[] = {
+  ROW("keyId",          "T1", INT, 0, REQ, 1, SAFE, NONE, 0, NONE, 0, "the task's primary key"),
+  ROW("recallInterval", "T2", INT, 0, REQ, 1, 1440, NONE, 0, NONE, 0, "minutes between recalls"),
+  ROW("recallNum",      "T3", INT, 0, REQ, 1, 10,   NONE, 0, NONE, 0, "number of recall attempts"),
+  ROW("recallType",     "T4", INT, 0, REQ, 0, 1,    NONE, 0, NONE, 0, "0 recall all, 1 recall only failed"),
+  ROW("recallIntent",   "A1", ITNIO_K_STRLIST, 0, 0, 0, NOMAX, NONE, 0, NONE, 0, "intent labels"),
+  FIELD("nodeList",     "T5", ITNIO_K_LIST, 0, 0, 0, 0, NONE, 0, NONE, 0, "the recall nodes", &node_schema),
+};
+
+static const itnio_schema task_schema = {
+  "task", "T6", task_fields, COUNT(task_fields), NULL, 0
+};
+
+#ifdef ITNIO_TEST_ENDPOINT
+/* ---- make test-endpoint: a small second endpoint, to prove that one needs nothing else ---- */
+
+static const itnio_field probe_fields[] = {
+  ROW("keyId", "P1", INT, 0, REQ, 1, SAFE, NONE, 0, NONE, 0, "the task's primary key"),
+  ROW("note",  "P2", STR, ITNIO_S_ANY, 0, 0, 64, NONE, 0, NONE, 0, "a note"),
+};
+
+static const itnio_schema probe_schema = {
+  "probe", "P3", probe_fields, COUNT(probe_fields), NULL, 0
+};
+#endif
+
+/* ---- the endpoints ---- */
+
+const itnio_endpoint itnio_endpoints[] = {
+  { "recall_update", "POST", "/voice/recallFlow/update", "Edit Task (Auto-Recall)", "task", &task_schema },
+#ifdef ITNIO_TEST_ENDPOINT
+  { "test_probe", "POST", "/voice/test/probe", "a test endpoint (make test-endpoint)", "probe", &probe_schema },
+#endif
+};
+const int itnio_nendpoints = COUNT(itnio_endpoints);
+
+const itnio_endpoint *itnio_endpoint_find(const char *name) {
+  for (int i = 0; i < itnio_nendpoints; i++)
+    if (strcmp(itnio_endpoints[i].name, name) == 0) return &itnio_endpoints[i];
+  return NULL;
+}
+
+static int in_range(int field, const itnio_schema *s) {
+  return field >= 0 && field < s->nfields;
+}
+
+/* What is wrong with one schema and the schemas of its lists, or NULL. */
+static const char *schema_problem(const itnio_schema *s) {
+  if (s->nfields > ITNIO_MAX_FIELDS) return s->name;
+  for (int i = 0; i < s->nfields; i++) {
+    const itnio_field *f = &s->fields[i];
+    /* a condition names an earlier row: the walk decides rows in order */
+    if (f->cond >= i || f->cond2 >= i) return f->name;
+    if ((f->kind == ITNIO_K_LIST) != (f->items != NULL)) return f->name;
+    if (f->items) {
+      const char *bad = schema_problem(f->items);
+      if (bad) return bad;
     }
+  }
+  for (int i = 0; i < s->nxrules; i++) {
+    const itnio_xrule *x = &s->xrules[i];
+    if (!in_range(x->when, s)) return x->rule;
+    for (int k = 0; k < 8 && x->of[k] != NONE; k++)
+      if (!in_range(x->of[k], s)) return x->rule;
+    if (x->kind == ITNIO_X_ONE_OF && x->of[0] == NONE) return x->rule;
+    if (x->kind == ITNIO_X_EXCLUDES && (!x->flag || !x->message)) return x->rule;
+  }
+  return NULL;
+}
+
+/* NULL, or what is wrong with the tables. luaopen checks it once. */
+const char *itnio_schema_problem(void) {
+  for (int i = 0; i < itnio_nendpoints; i++) {
+    const char *bad = schema_problem(itnio_endpoints[i].schema);
+    if (bad) return bad;
+  }
   return NULL;
 }
 
@@ -105,36 +176,4 @@ int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl) {
   for (int i = 0; i < s->nfields; i++)
     if (s->fields[i].namelen == kl && strncasecmp(s->fields[i].name, k, kl) == 0) return i;
   return -1;
-}
-
-/* RFC 4648 section 4 alphabet; '=' only as one or two final pad characters. */
-static const unsigned char b64[256] = {
-  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-  ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-  ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-  ['Y'] = 1, ['Z'] = 1,
-  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-  ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-  ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-  ['y'] = 1, ['z'] = 1,
-  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-  ['8'] = 1, ['9'] = 1, ['+'] = 1, ['/'] = 1,
-};
-
-const char *itnio_base64_problem(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i, body = n;
-  if (n && s[n - 1] == '=') body--;
-  if (n > 1 && body < n && s[n - 2] == '=') body--;
-  for (i = 0; i < body; i++) {
-    if (b64[s[i]]) continue;
-    if (s[i] == '\n' || s[i] == '\r' || s[i] == ' ' || s[i] == '\t')
-      return "it contains white space or line breaks (send Base64 on one line)";
-    if (s[i] == '-' || s[i] == '_')
-      return "it uses the URL-safe alphabet ('-', '_'); use RFC 4648 standard Base64 ('+', '/')";
-    if (s[i] == '=') return "'=' may appear only as padding at the end";
-    return "it contains a character outside the Base64 alphabet";
-  }
-  if (n % 4) return "its length is not a multiple of 4 (Base64 must be padded with '=')";
-  return NULL;
 }

@@ -1,13 +1,15 @@
-/* One pass over the caller's task: every rule of schema.c is checked while the JSON body
- * is written, so what was validated is exactly what is sent.
+/* One pass over the caller's table: every rule of an endpoint's schema (schema.c) is checked
+ * while the JSON body is written, so what was validated is exactly what is sent. The walk
+ * knows no field by name: rows say what each field takes, and rows say the rules across
+ * fields.
  *
  * The caller's tables are read raw (lua_next, lua_rawget): no metamethod of theirs runs
  * here. Each object's fields are first sorted into stack slots (one lua_next pass), then
  * checked and written in the schema's order. The output lives in an itnio_buf userdata,
  * not a luaL_Buffer, so the walk may use the stack freely; a raise anywhere (memory) leaves
  * the buffer to its __gc. The buffer is the state's spare, borrowed and given back, so a
- * call allocates only its body string. Nothing recurses on the caller's data beyond
- * task -> node. */
+ * call allocates only its body string. The walk goes as deep as the schemas' lists do
+ * (task -> node), never as deep as the caller's data. */
 /***
  * @submodule itnio.core
  */
@@ -70,23 +72,39 @@ static void fail_at(walker *w, const char *rule, const char *fmt, ...) {
   add_error(w, rule);
 }
 
-static void push_path(lua_State *L, int node, const char *name) {
-  if (node) lua_pushfstring(L, "nodeList[%d].%s", node, name);
+/* ---- conditions ---- */
+
+typedef struct object {
+  const itnio_schema *s;
+  const char *list;                /* the list this object is an item of ("nodeList"), or NULL */
+  int index;                       /* its 1-based place in that list */
+  unsigned char st[ITNIO_MAX_FIELDS];   /* ST_* per field */
+  unsigned char out[ITNIO_MAX_FIELDS];  /* ruled out by an EXCLUDES rule: its rule's index + 1 */
+  int64_t iv[ITNIO_MAX_FIELDS];         /* integer values of the fields that were ST_OK */
+} object;
+
+/* The object's own path ("nodeList[2]"), or nothing for the top level. */
+static void push_self(lua_State *L, const object *o) {
+  lua_pushfstring(L, "%s[%d]", o->list, o->index);
+}
+
+static void push_path(lua_State *L, const object *o, const char *name) {
+  if (o->list) lua_pushfstring(L, "%s[%d].%s", o->list, o->index, name);
   else lua_pushstring(L, name);
 }
 
 /* A key as it may be shown: printable ASCII kept, other bytes as \xHH, long keys cut. */
-static void push_display_key(lua_State *L, int node, const char *k, size_t kl) {
+static void push_display_key(lua_State *L, const object *o, const char *k, size_t kl) {
   char out[4 * 48 + 4];
-  size_t o = 0;
+  size_t n = 0;
   for (size_t i = 0; i < kl; i++) {
     unsigned char c = (unsigned char)k[i];
-    if (i == 48) { memcpy(out + o, "...", 3); o += 3; break; }
-    if (c >= 0x20 && c < 0x7f && c != '\\') out[o++] = (char)c;
-    else o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+    if (i == 48) { memcpy(out + n, "...", 3); n += 3; break; }
+    if (c >= 0x20 && c < 0x7f && c != '\\') out[n++] = (char)c;
+    else n += (size_t)snprintf(out + n, 5, "\\x%02x", c);
   }
-  out[o] = '\0';
-  push_path(L, node, out);
+  out[n] = '\0';
+  push_path(L, o, out);
 }
 
 /* The value at idx as a few words: "string", "nan", "1.5", "9007199254740993". */
@@ -142,8 +160,8 @@ static void push_expect(lua_State *L, const itnio_field *f) {
             lua_pushliteral(L, "a string");
       }
       break;
-    case ITNIO_K_NODES:
-      lua_pushliteral(L, "an array of node tables");
+    case ITNIO_K_LIST:
+      lua_pushfstring(L, "an array of %s tables", f->items->name);
       break;
     default:
       lua_pushliteral(L, "an array of strings");
@@ -160,22 +178,13 @@ static void fail_expect(walker *w, const itnio_field *f, const char *rule, const
   lua_pop(L, 1);
 }
 
-static void fail_value(walker *w, int node, const itnio_field *f, const char *rule, int idx,
+static void fail_value(walker *w, const object *o, const itnio_field *f, const char *rule, int idx,
                        const char *extra) {
   char tmp[32];
   const char *got = value_text(w->L, idx, tmp);
-  push_path(w->L, node, f->name);
+  push_path(w->L, o, f->name);
   fail_expect(w, f, rule, got, extra);
 }
-
-/* ---- conditions ---- */
-
-typedef struct object {
-  const itnio_schema *s;
-  int node;                        /* 1-based node index; 0 for the task itself */
-  unsigned char st[ITNIO_MAX_FIELDS];   /* ST_* per field */
-  int64_t iv[ITNIO_MAX_FIELDS];         /* integer values of the fields that were ST_OK */
-} object;
 
 static int is_one_of(const object *o, int field, int value) {
   return o->st[field] == ST_OK && o->iv[field] == value;
@@ -205,7 +214,7 @@ static void check_absent(walker *w, const object *o, const itnio_field *f) {
   if (f->flags & ITNIO_F_REQUIRED) lua_pushliteral(L, "");
   else { lua_pushliteral(L, " "); push_cond_text(L, o, f); lua_concat(L, 2); }
   push_expect(L, f);
-  push_path(L, o->node, f->name);
+  push_path(L, o, f->name);
   fail_at(w, f->rule, "is required%s: %s (%s)", lua_tostring(L, -3), lua_tostring(L, -2), f->meaning);
   lua_pop(L, 2);
 }
@@ -244,7 +253,7 @@ static const char unsafe_note[] = " (beyond 2^53-1, the largest integer JSON car
 static int check_int(walker *w, object *o, const itnio_field *f, int v, int64_t *out) {
   int r = read_int(w->L, v, out);
   if (r != INT_OK || (double)*out < f->min || (double)*out > f->max) {
-    fail_value(w, o->node, f, f->rule, v, r == INT_UNSAFE ? unsafe_note : "");
+    fail_value(w, o, f, f->rule, v, r == INT_UNSAFE ? unsafe_note : "");
     return 0;
   }
   if (EMIT(w)) itnio_json_integer(w->L, w->b, *out);
@@ -255,7 +264,7 @@ static int check_num(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
   double d;
   if (lua_type(L, v) != LUA_TNUMBER || !((d = (double)lua_tonumber(L, v)) >= f->min && d <= f->max)) {
-    fail_value(w, o->node, f, f->rule, v, "");   /* NaN fails every comparison */
+    fail_value(w, o, f, f->rule, v, "");   /* NaN fails every comparison */
     return 0;
   }
   if (EMIT(w)) {
@@ -298,12 +307,12 @@ static int check_str(walker *w, object *o, const itnio_field *f, int v) {
   size_t n, chars = 0;
   const char *s;
   char num[32];
-  if (lua_type(L, v) != LUA_TSTRING) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  if (lua_type(L, v) != LUA_TSTRING) { fail_value(w, o, f, f->rule, v, ""); return 0; }
   s = lua_tolstring(L, v, &n);
   if (f->check == ITNIO_S_BASE64) {
     const char *why = itnio_base64_problem(s, n);
     if (why) {
-      push_path(L, o->node, f->name);
+      push_path(L, o, f->name);
       fail_at(w, f->rule, "must be Base64 text (RFC 4648, padded): %s", why);
       return 0;
     }
@@ -317,7 +326,7 @@ static int check_str(walker *w, object *o, const itnio_field *f, int v) {
   } else {
     int r = itnio_json_string(L, EMIT(w) ? w->b : NULL, s, n, &chars);
     if (r != ITNIO_STR_OK) {
-      push_path(L, o->node, f->name);
+      push_path(L, o, f->name);
       fail_at(w, f->rule, r == ITNIO_STR_NUL
               ? "contains a NUL character (\\0), which the API does not take"
               : "is not valid UTF-8 (every string must be UTF-8 text)");
@@ -327,19 +336,19 @@ static int check_str(walker *w, object *o, const itnio_field *f, int v) {
   switch (f->check) {
     case ITNIO_S_DIGIT:
       if (n == 1 && s[0] >= '0' && s[0] <= '9') return 1;
-      push_path(L, o->node, f->name);
+      push_path(L, o, f->name);
       fail_expect(w, f, f->rule, "another string", "");
       return 0;
     case ITNIO_S_SEATKEY:
       if (n == 1 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '*' || s[0] == '#')) return 1;
-      push_path(L, o->node, f->name);
+      push_path(L, o, f->name);
       fail_expect(w, f, f->rule, "another string", "");
       return 0;
     case ITNIO_S_SMS: {
       const char *bad = sms_bad_placeholder(s, n);
       if (bad) {
         push_excerpt(L, bad, s + n);
-        push_path(L, o->node, f->name);
+        push_path(L, o, f->name);
         fail_at(w, f->rule, "may use only the placeholders ${text1} to ${text10}; found '%s'",
                 lua_tostring(L, -2));
         lua_pop(L, 1);
@@ -351,13 +360,13 @@ static int check_str(walker *w, object *o, const itnio_field *f, int v) {
   }
   if ((double)chars < f->min || (double)chars > f->max) {
     snprintf(num, sizeof num, "%zu characters", chars);
-    push_path(L, o->node, f->name);
+    push_path(L, o, f->name);
     fail_expect(w, f, f->rule, num, "");
     return 0;
   }
   if (n == 0 && (f->flags & ITNIO_F_NONEMPTY) && cond_holds(o, f) == 1) {
     push_cond_text(L, o, f);
-    push_path(L, o->node, f->name);
+    push_path(L, o, f->name);
     fail_at(w, f->rule, "must not be empty %s (%s)", lua_tostring(L, -2), f->meaning);
     lua_pop(L, 1);
     return 0;
@@ -385,14 +394,14 @@ static int seq_len(lua_State *L, int t, size_t *len) {
   return (double)count == max;
 }
 
-static void walk_object(walker *w, int t, const itnio_schema *s, int node);
+static void walk_object(walker *w, int t, const itnio_schema *s, const char *list, int index);
 
 /* The head of an array field: a table whose keys are 1..n; writes '['. 0 when it is not. */
 static int open_array(walker *w, object *o, const itnio_field *f, int v, const char *of, size_t *n) {
   lua_State *L = w->L;
-  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o->node, f, f->rule, v, ""); return 0; }
+  if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o, f, f->rule, v, ""); return 0; }
   if (!seq_len(L, v, n)) {
-    push_path(L, o->node, f->name);
+    push_path(L, o, f->name);
     fail_at(w, f->rule, "must be an array of %s (keys 1..n with no holes), not a map", of);
     return 0;
   }
@@ -401,20 +410,24 @@ static int open_array(walker *w, object *o, const itnio_field *f, int v, const c
   return 1;
 }
 
-static int check_nodes(walker *w, object *o, const itnio_field *f, int v) {
+/* A list of objects, each walked against the field's item schema. */
+static int check_list(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
+  const itnio_schema *items = f->items;
   size_t n = 0;
-  if (!open_array(w, o, f, v, "node tables", &n)) return 0;
+  lua_pushfstring(L, "%s tables", items->name);
+  if (!open_array(w, o, f, v, lua_tostring(L, -1), &n)) { lua_pop(L, 1); return 0; }
+  lua_pop(L, 1);
   for (size_t i = 1; i <= n && !w->full; i++) {
     if (EMIT(w) && i > 1) itnio_buf_addchar(L, w->b, ',');
     lua_rawgeti(L, v, (int)i);
     if (lua_type(L, -1) == LUA_TTABLE) {
-      walk_object(w, lua_gettop(L), &itnio_node_schema, (int)i);
+      walk_object(w, lua_gettop(L), items, f->name, (int)i);
     } else {
       char tmp[32];
       const char *got = is_absent(w, -1) ? "null" : value_text(L, -1, tmp);
-      lua_pushfstring(L, "nodeList[%d]", (int)i);
-      fail_at(w, f->rule, "must be a node table, got %s", got);
+      lua_pushfstring(L, "%s[%d]", f->name, (int)i);
+      fail_at(w, f->rule, "must be a %s table, got %s", items->name, got);
     }
     lua_pop(L, 1);
   }
@@ -458,7 +471,7 @@ static void emit_passthrough(walker *w, const object *o, int first, int k, int v
   int r = ITNIO_STR_OK;
   if (EMIT(w) && !first) itnio_buf_addchar(L, w->b, ',');
   if (itnio_json_string(L, EMIT(w) ? w->b : NULL, key, kl, NULL) != ITNIO_STR_OK) {
-    push_display_key(L, o->node, key, kl);
+    push_display_key(L, o, key, kl);
     fail_at(w, o->s->unknown_rule, "is a field name that is not valid UTF-8");
     return;
   }
@@ -479,13 +492,13 @@ static void emit_passthrough(walker *w, const object *o, int first, int k, int v
       int ir = itnio_isinteger(L, v) ? read_int(L, v, &iv) : INT_BAD;
       if (ir == INT_OK) { if (EMIT(w)) itnio_json_integer(L, w->b, iv); return; }
       if (ir == INT_UNSAFE) {
-        push_display_key(L, o->node, key, kl);
+        push_display_key(L, o, key, kl);
         fail_at(w, o->s->unknown_rule, "must be an integer within +-(2^53-1) to be passed"
                 " through, got %s%s", value_text(L, v, tmp), unsafe_note);
         return;
       }
       if (d - d != 0) {   /* NaN or infinite */
-        push_display_key(L, o->node, key, kl);
+        push_display_key(L, o, key, kl);
         fail_at(w, o->s->unknown_rule, "must be a finite number to be passed through, got %s", value_text(L, v, tmp));
         return;
       }
@@ -496,7 +509,7 @@ static void emit_passthrough(walker *w, const object *o, int first, int k, int v
       const char *s = lua_tolstring(L, v, &sl);
       r = itnio_json_string(L, EMIT(w) ? w->b : NULL, s, sl, NULL);
       if (r != ITNIO_STR_OK) {
-        push_display_key(L, o->node, key, kl);
+        push_display_key(L, o, key, kl);
         fail_at(w, o->s->unknown_rule, r == ITNIO_STR_NUL ? "contains a NUL character (\\0)"
                                                           : "is not valid UTF-8");
       }
@@ -512,39 +525,79 @@ static int is_scalar(lua_State *L, int idx) {
 /* Stack: key, value (of the object in walk). Reports a key that has no place. */
 static void unknown_key(walker *w, const object *o) {
   lua_State *L = w->L;
-  const char *what = o->node ? "a node" : "the task";
+  const char *what = o->list ? "a" : "the";
   if (lua_type(L, -2) == LUA_TSTRING) {
     size_t kl;
     const char *k = lua_tolstring(L, -2, &kl);
     int near = itnio_schema_suggest(o->s, k, kl);
-    push_display_key(L, o->node, k, kl);
+    push_display_key(L, o, k, kl);
     if (near >= 0)
-      fail_at(w, o->s->unknown_rule, "is not a field of %s (did you mean '%s'?)", what,
-              o->s->fields[near].name);
+      fail_at(w, o->s->unknown_rule, "is not a field of %s %s (did you mean '%s'?)", what,
+              o->s->name, o->s->fields[near].name);
     else if (w->passthrough)
-      fail_at(w, o->s->unknown_rule, "is not a field of %s; only a string, number or boolean"
-              " can be passed through, got %s", what, luaL_typename(L, -2));
+      fail_at(w, o->s->unknown_rule, "is not a field of %s %s; only a string, number or boolean"
+              " can be passed through, got %s", what, o->s->name, luaL_typename(L, -2));
     else
-      fail_at(w, o->s->unknown_rule, "is not a field of %s (to send unknown fields as they"
-              " are, pass { passthrough = true })", what);
+      fail_at(w, o->s->unknown_rule, "is not a field of %s %s (to send unknown fields as they"
+              " are, pass { passthrough = true })", what, o->s->name);
   } else {
     char tmp[32], key[48];
     const char *kt = lua_type(L, -2) == LUA_TBOOLEAN ? (lua_toboolean(L, -2) ? "true" : "false")
                                                       : value_text(L, -2, tmp);
     snprintf(key, sizeof key, "[%s]", kt);
-    if (o->node) lua_pushfstring(L, "nodeList[%d]%s", o->node, key);
+    if (o->list) lua_pushfstring(L, "%s[%d]%s", o->list, o->index, key);
     else lua_pushstring(L, key);
-    fail_at(w, o->s->unknown_rule, "is a key that is not a field name: %s has only named fields", what);
+    fail_at(w, o->s->unknown_rule, "is a key that is not a field name: %s %s has only named"
+            " fields", what, o->s->name);
   }
 }
 
-static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
+/* Before the fields are checked: which fields an EXCLUDES rule rules out (its trigger is
+ * present). Slots of the fields are at base + 1 + i. */
+static void rule_out(walker *w, object *o, int base) {
+  const itnio_schema *s = o->s;
+  memset(o->out, 0, sizeof o->out);
+  for (int r = 0; r < s->nxrules; r++) {
+    const itnio_xrule *x = &s->xrules[r];
+    if (x->kind != ITNIO_X_EXCLUDES || lua_isnil(w->L, base + 1 + x->when)) continue;
+    for (int i = 0; i < s->nfields; i++)
+      if ((s->fields[i].flags & x->flag) && !o->out[i]) o->out[i] = (unsigned char)(r + 1);
+  }
+}
+
+/* After the fields are checked: the ONE_OF rules whose condition holds. */
+static void check_one_of(walker *w, object *o) {
+  lua_State *L = w->L;
+  const itnio_schema *s = o->s;
+  for (int r = 0; r < s->nxrules && !w->full; r++) {
+    const itnio_xrule *x = &s->xrules[r];
+    int any = 0, broken = 0, k;
+    if (x->kind != ITNIO_X_ONE_OF || !is_one_of(o, x->when, x->value)) continue;
+    for (k = 0; k < 8 && x->of[k] >= 0; k++) {
+      any |= is_one_of(o, x->of[k], 1);
+      broken |= o->st[x->of[k]] == ST_BAD;   /* already reported: say nothing more */
+    }
+    if (any || broken) continue;
+    for (k = 0; k < 8 && x->of[k] >= 0; k++) {
+      if (k) lua_pushliteral(L, ", ");
+      lua_pushstring(L, s->fields[x->of[k]].name);
+    }
+    lua_concat(L, 2 * k - 1);
+    if (o->list) push_self(L, o); else lua_pushstring(L, s->name);
+    fail_at(w, x->rule, "has %s = %d, so at least one of %s must be 1", s->fields[x->when].name,
+            (int)x->value, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+}
+
+static void walk_object(walker *w, int t, const itnio_schema *s, const char *list, int index) {
   lua_State *L = w->L;
   const int nf = s->nfields;
-  int base, extras, nextra = 0, first = 1, agent = 0, i;
+  int base, extras, nextra = 0, first = 1, i;
   object o;
   o.s = s;
-  o.node = node;
+  o.list = list;
+  o.index = index;
   luaL_checkstack(L, nf + 12, "itnio: no stack space for a task");
   base = lua_gettop(L);
   for (i = 0; i < nf; i++) lua_pushnil(L);
@@ -580,21 +633,20 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
   }
 
   /* 2. Check and write the fields in the schema's order. */
-  for (i = 0; i < nf; i++)
-    if ((s->fields[i].flags & ITNIO_F_SCRIPT) && !lua_isnil(L, base + 1 + i)) agent = 1;
+  rule_out(w, &o, base);
   if (EMIT(w)) itnio_buf_addchar(L, w->b, '{');
   for (i = 0; i < nf && !w->full; i++) {
     const itnio_field *f = &s->fields[i];
     int v = base + 1 + i, ok;
     o.st[i] = ST_ABSENT;
     if (lua_isnil(L, v)) {
-      if (!(agent && (f->flags & ITNIO_F_VOICE))) check_absent(w, &o, f);
+      if (!o.out[i]) check_absent(w, &o, f);
       continue;
     }
-    if (agent && (f->flags & ITNIO_F_VOICE)) {
-      push_path(L, node, f->name);
-      fail_at(w, "A3", "cannot be in an agent node (one with scriptId): an agent node takes"
-              " only scriptId");
+    if (o.out[i]) {
+      const itnio_xrule *x = &s->xrules[o.out[i] - 1];
+      push_path(L, &o, f->name);
+      fail_at(w, x->rule, "%s", x->message);
       continue;
     }
     if (EMIT(w)) {
@@ -603,29 +655,17 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
     }
     first = 0;
     switch (f->kind) {
-      case ITNIO_K_INT:   ok = check_int(w, &o, f, v, &o.iv[i]); break;
-      case ITNIO_K_NUM:   ok = check_num(w, &o, f, v); break;
-      case ITNIO_K_STR:   ok = check_str(w, &o, f, v); break;
-      case ITNIO_K_NODES: ok = check_nodes(w, &o, f, v); break;
-      default:            ok = check_strlist(w, &o, f, v); break;
+      case ITNIO_K_INT:  ok = check_int(w, &o, f, v, &o.iv[i]); break;
+      case ITNIO_K_NUM:  ok = check_num(w, &o, f, v); break;
+      case ITNIO_K_STR:  ok = check_str(w, &o, f, v); break;
+      case ITNIO_K_LIST: ok = check_list(w, &o, f, v); break;
+      default:           ok = check_strlist(w, &o, f, v); break;
     }
     o.st[i] = ok ? ST_OK : ST_BAD;
   }
 
   /* 3. Rules across fields. */
-  if (s == &itnio_node_schema && !agent && !w->full &&
-      is_one_of(&o, itnio_node_hangupsms, 1)) {
-    int any = 0, broken = 0;
-    for (i = 0; i < 4; i++) {
-      any |= is_one_of(&o, itnio_node_push[i], 1);
-      broken |= o.st[itnio_node_push[i]] == ST_BAD;
-    }
-    if (!any && !broken) {
-      lua_pushfstring(L, "nodeList[%d]", node);
-      fail_at(w, "N13", "has hangUpSms = 1, so at least one of feedbackPush, successPush,"
-              " failedPush, ringPush must be 1");
-    }
-  }
+  check_one_of(w, &o);
 
   /* 4. Passthrough fields, after the known ones. */
   for (i = 1; i <= nextra && !w->full; i++) {
@@ -639,18 +679,9 @@ static void walk_object(walker *w, int t, const itnio_schema *s, int node) {
   lua_settop(L, base);
 }
 
-/*** Checks a task against every rule (doc/rules.md) and writes its JSON body in the same pass.
- * The task is read raw: no metamethod of the caller's runs.
- * @function encode_recall_update
- * @tparam table task
- * @tparam[opt] table opts `passthrough` (boolean: send unknown scalar fields), `null` (the
- * JSON null sentinel of the caller's JSON library)
- * @treturn string the body
- * @return[2] nil
- * @treturn[2] table every broken rule, `{ rule, field, message }` each (at most MAX_ERRORS;
- * `truncated` set when more broke)
- * @raise when task is not a table or opts is malformed */
-int itnio_encode_recall_update(lua_State *L) {
+/* Validates and writes the body of endpoint e from the task at stack index 1 and the
+ * options at index 2 (nil or a table); the stack holds nothing else. */
+static int encode(lua_State *L, const itnio_endpoint *e) {
   walker w;
   luaL_checktype(L, 1, LUA_TTABLE);
   memset(&w, 0, sizeof w);
@@ -673,7 +704,7 @@ int itnio_encode_recall_update(lua_State *L) {
   lua_pushnil(L);   /* the errors array, made at the first error */
   w.errs = 4;
   w.b = itnio_buf_borrow(L, 512);
-  walk_object(&w, 1, &itnio_task_schema, 0);
+  walk_object(&w, 1, e->schema, NULL, 0);
   if (w.nerr) {
     lua_pushnil(L);
     lua_pushvalue(L, w.errs);
@@ -684,5 +715,60 @@ int itnio_encode_recall_update(lua_State *L) {
     return 2;
   }
   itnio_buf_pushkeep(L, w.b, 5);
+  return 1;
+}
+
+/*** Checks a request's body against every rule of an endpoint (doc/rules.md) and writes it as
+ * JSON in the same pass. The table is read raw: no metamethod of the caller's runs.
+ * @function encode
+ * @tparam string endpoint the endpoint's name (see `endpoints`), e.g. `"recall_update"`
+ * @tparam table task the body as a Lua table
+ * @tparam[opt] table opts `passthrough` (boolean: send unknown scalar fields), `null` (the
+ * JSON null sentinel of the caller's JSON library)
+ * @treturn string the body
+ * @return[2] nil
+ * @treturn[2] table every broken rule, `{ rule, field, message }` each (at most `MAX_ERRORS`;
+ * `truncated` set when more broke)
+ * @raise when the endpoint is unknown, task is not a table, or opts is malformed */
+int itnio_encode(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const itnio_endpoint *e = itnio_endpoint_find(name);
+  if (!e) return luaL_argerror(L, 1, lua_pushfstring(L, "no endpoint named '%s' (see core.endpoints())", name));
+  lua_remove(L, 1);
+  return encode(L, e);
+}
+
+/*** `encode("recall_update", task, opts)`: the body of Edit Task (Auto-Recall).
+ * @function encode_recall_update
+ * @tparam table task the task
+ * @tparam[opt] table opts as for `encode`
+ * @treturn string the body
+ * @return[2] nil
+ * @treturn[2] table every broken rule, as for `encode`
+ * @raise as `encode` does */
+int itnio_encode_recall_update(lua_State *L) {
+  return encode(L, &itnio_endpoints[0]);
+}
+
+/*** The endpoints the core knows, in a new table each time.
+ * @function endpoints
+ * @treturn {table,...} `{ name, method, path, title, noun }` each, in the core's order */
+int itnio_endpoints_list(lua_State *L) {
+  lua_createtable(L, itnio_nendpoints, 0);
+  for (int i = 0; i < itnio_nendpoints; i++) {
+    const itnio_endpoint *e = &itnio_endpoints[i];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, e->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, e->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, e->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, e->title);
+    lua_setfield(L, -2, "title");
+    lua_pushstring(L, e->noun);
+    lua_setfield(L, -2, "noun");
+    lua_rawseti(L, -2, i + 1);
+  }
   return 1;
 }

@@ -26,8 +26,9 @@ build = {
   type = "builtin",
   modules = {
     ["itnio.core"] = {
-      sources = { "csrc/itnio_core.c", "csrc/clock.c", "csrc/http.c", "csrc/multi.c", "csrc/json_out.c",
-                  "csrc/schema.c", "csrc/sign.c", "csrc/validate.c", "csrc/base64.c" },
+      sources = { "csrc/itnio_core.c", "csrc/schema.c", "csrc/validate.c", "csrc/json.c", "csrc/buf.c",
+                  "csrc/base64.c", "csrc/sign.c", "csrc/xfer.c", "csrc/http.c", "csrc/multi.c",
+                  "csrc/events.c", "csrc/clock.c" },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },

@@ -259,7 +259,8 @@ describe("property: jobs and the batch on the multi handle hold whatever the cal
   it("in a child Lua that runs out of file descriptors now and then", function()
     local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
     local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(48) .. "timeout 60 "
-      .. lua .. " spec/support/fd_scenarios.lua " .. sandbox.shell_quote(sb.http_url) .. " " .. (SEED + 3) .. " 40")
+      .. lua .. " spec/support/fd_scenarios.lua " .. sandbox.shell_quote(sb.http_url) .. " " .. (SEED + 3) .. " 40 "
+      .. sandbox.shell_quote(hostile.core_cpath()), true)
     assert.is_true(ok, out)
     assert.truthy(out:find("40 scenarios held", 1, true), out)
   end)

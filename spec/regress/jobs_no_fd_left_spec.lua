@@ -6,11 +6,14 @@
 local sandbox = require "support.sandbox"
 local hostile = require "support.hostile"
 
+local core    = require "itnio.core"
 local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+-- The child loads the core the runner loaded (make test-poll runs this with the poll(2) build).
+local CPATH = hostile.core_cpath()
 
 local SCRIPT = [[
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/LUA/?.so;" .. package.cpath
+package.cpath = CPATH .. ";" .. package.cpath
 local itnio = require "itnio"
 local T = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
 local c = assert(itnio.new{ api_key = "sandbox-key", api_secret = "sandbox-secret", base_url = "URL",
@@ -23,6 +26,11 @@ while true do
 end
 local function say(...) io.stdout:write(table.concat({ ... }, " "), "\n") end
 local job, err = c:start_recall_update(T)
+if job then   -- poll(2) needs no descriptor of its own: the job starts, and fails to connect
+  while c:poll(0.05) > 0 do end
+  err = select(2, job:result())
+  job = nil
+end
 say("start", tostring(job), err and err.kind or "-", err and tostring(err.reason) or "-")
 say("message", err and err.message or "-")
 say("count", c:poll(0), c:poll(0.01))
@@ -44,12 +52,16 @@ describe("jobs with no file descriptor left", function()
   teardown(function() if sb then sb:stop() end end)
 
   it("start returns nil, TransportError; the count stays true; jobs work once descriptors are back", function()
-    local script = SCRIPT:gsub("LUA", LUA):gsub("URL", sb.http_url)
+    local script = SCRIPT:gsub("CPATH", string.format("%q", CPATH)):gsub("URL", sb.http_url)
     local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(32) .. "timeout 30 "
-      .. LUA .. " -e " .. sandbox.shell_quote(script))
+      .. LUA .. " -e " .. sandbox.shell_quote(script), true)
     assert.is_true(ok, out)
-    assert.truthy(out:find("start nil TransportError other\n", 1, true), out)
-    assert.truthy(out:find("message could not start a job: itnio: epoll_create1 failed (Too many open files)", 1, true), out)
+    if core.EVENTS == "epoll" then
+      assert.truthy(out:find("start nil TransportError other\n", 1, true), out)
+      assert.truthy(out:find("message could not start a job: itnio: the event backend (epoll) could not open (Too many open files)", 1, true), out)
+    else
+      assert.truthy(out:find("start nil TransportError connect\n", 1, true), out)
+    end
     assert.truthy(out:find("count 0 0\n", 1, true), out)
     assert.truthy(out:find("batch 2 TransportError TransportError\n", 1, true), out)
     assert.truthy(out:find("blocking TransportError\n", 1, true), out)

@@ -3,9 +3,10 @@
 -- script takes every free file descriptor now and then and gives them back. Holds: start
 -- returns a job or nil, TransportError (never raises); poll never raises and its count is
 -- the number of jobs not done; every job ends, once; a batch returns one result per task.
---   lua spec/support/fd_scenarios.lua BASE_URL SEED CASES   -> "N scenarios held", exit 0
+--   lua spec/support/fd_scenarios.lua BASE_URL SEED CASES CPATH   -> "N scenarios held", exit 0
+-- (CPATH: where the runner found its core, so that the child loads the same build.)
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
-package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;" .. package.cpath
+package.cpath = arg[4] .. ";" .. package.cpath
 local itnio   = require "itnio"
 local answers = require "support.answers"
 

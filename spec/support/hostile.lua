@@ -87,6 +87,14 @@ function H.fd_limit(spare)
   return "ulimit -n $(( $(ls /proc/$$/fd | wc -l) + " .. spare .. " )) && "
 end
 
+--- The cpath entry ("dir/?.so") of the core this Lua loaded, for a child that must load the
+-- same build (make test-poll runs the specs with the poll(2) one).
+function H.core_cpath()
+  local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  if not package.searchpath then return "build/" .. lua .. "/?.so" end
+  return (assert(package.searchpath("itnio.core", package.cpath)):gsub("itnio/core%.so$", "?.so"))
+end
+
 --- Can a function called through pcall yield to the coroutine that called pcall? (Not in
 -- plain Lua 5.1; in LuaJIT and 5.2+.)
 function H.pcall_yields()

@@ -30,9 +30,11 @@ local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
 S.clean_env = CLEAN_ENV
 
 -- Runs a shell command; returns its output (stdout and stderr) and whether it exited 0.
--- The status travels in the output: LuaJIT's pipe:close() does not report it.
-local function run(cmd)
-  local p = assert(io.popen(CLEAN_ENV .. "sh -c " .. shell_quote(cmd) .. " 2>&1; echo \"__rc=$?\"", "r"))
+-- The status travels in the output: LuaJIT's pipe:close() does not report it. keep_env: the
+-- child keeps a preloaded sanitizer runtime (a Lua that loads the same instrumented core).
+local function run(cmd, keep_env)
+  local p = assert(io.popen((keep_env and "" or CLEAN_ENV) .. "sh -c " .. shell_quote(cmd)
+    .. " 2>&1; echo \"__rc=$?\"", "r"))
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
