@@ -17,8 +17,8 @@ _Static_assert(CHUNK % 3 == 0, "CHUNK must be whole groups of 3 bytes");
 
 /*** Standard padded Base64 (RFC 4648) of some bytes, on one line.
  * @function base64
- * @tparam string bytes
- * @treturn string */
+ * @tparam string bytes the bytes (a file's contents)
+ * @treturn string their Base64 text */
 int itnio_base64(lua_State *L) {
   size_t n, out, off;
   const char *s;

@@ -7,13 +7,13 @@
  */
 
 /*** The version of lua-itnio (the one place it is written: csrc/itnio.h).
- * @field _VERSION */
+ * @field _VERSION the version, "0.1.0" */
 
-/*** The most broken rules one `encode` reports (100).
- * @field MAX_ERRORS */
+/*** The most broken rules one `encode` reports.
+ * @field MAX_ERRORS 100 */
 
-/*** The event backend of the multi handle: `"epoll"` or `"poll"`.
- * @field EVENTS */
+/*** The event backend of the multi handle.
+ * @field EVENTS `"epoll"` (Linux) or `"poll"` (elsewhere, or a build with EVENTS=poll) */
 
 /* luaopen_itnio_core: the one place that registers the core's functions and the methods of
  * its classes (each file defines them; tools/check-doc reads the lists here). */

@@ -89,8 +89,8 @@ int itnio_sign(lua_State *L) {
 
 /*** Compares two strings in constant time (for signatures).
  * @function consteq
- * @tparam string a
- * @tparam string b
+ * @tparam string a one string
+ * @tparam string b the other
  * @treturn boolean whether they are equal */
 /* core.consteq(a, b) -> boolean: equality in time independent of where they differ. */
 int itnio_consteq(lua_State *L) {

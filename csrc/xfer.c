@@ -369,7 +369,7 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
 
 /*** An answer's raw header block as a table: lower-case names, repeats joined by ", ".
  * @function parse_headers
- * @tparam string block
+ * @tparam string block the raw header lines of an answer ("Name: value", CRLF-ended)
  * @treturn table */
 /* core.parse_headers(block) -> { ["lower-case name"] = value } for a raw header block. */
 int itnio_parse_headers(lua_State *L) {

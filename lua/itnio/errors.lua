@@ -1,7 +1,11 @@
 --- Error types: one class per cause, per vendor status code and per failure kind.
--- Every error is a table with kind (its class name), code, message, retryable, http_status,
--- attempts; TransportError adds sent, HttpError retry_after, ValidationError errors.
--- tostring(err) is one line.
+-- Every error is a table with `kind` (its class name), `code`, `message`, `retryable`,
+-- `http_status`, `attempts`; TransportError adds `reason` and `sent`, HttpError `retry_after`,
+-- ValidationError `err.errors` (the broken rules). `tostring(err)` is one line.
+--
+-- The classes: ConfigError, ValidationError, AuthError (-1), IpLimitError (-2),
+-- TimestampExpiredError (-16), SystemError (-18), ParameterError (-22), ApiError (any other
+-- code), HttpError, TransportError, DecodeError; each is a field of this module.
 -- @module itnio.errors
 local setmetatable, getmetatable, tostring, type, pairs, pcall = setmetatable, getmetatable, tostring, type, pairs, pcall
 local concat = table.concat
@@ -61,7 +65,11 @@ local by_code = {
   [-18] = _M.SystemError, [-22] = _M.ParameterError,
 }
 
---- The error for a vendor status code (any code but 0): its class, or ApiError.
+--- The error for a vendor status code (any code but 0): of its class, or an ApiError.
+-- @tparam int code the answer's code
+-- @tparam[opt] string message the answer's message (else the class's)
+-- @tparam[opt] table fields more fields of the error (`http_status`...)
+-- @treturn table the error
 function _M.from_code(code, message, fields)
   local cls = by_code[code] or _M.ApiError
   local e = cls.new(fields)
@@ -70,8 +78,10 @@ function _M.from_code(code, message, fields)
   return e
 end
 
---- Any value as text, never raising: a table whose __tostring raises, or returns no string,
+--- Any value as text, never raising: a table whose `__tostring` raises, or returns no string,
 -- is named by its type. For error values of the caller's (a callback's, a transport's).
+-- @param v any value
+-- @treturn string the text
 function _M.text(v)
   if type(v) == "string" then return v end
   local ok, s = pcall(tostring, v)
@@ -79,12 +89,19 @@ function _M.text(v)
   return "(a " .. type(v) .. " that cannot be printed)"
 end
 
---- Is err an instance of class cls (errors.is(err, errors.AuthError))?
+--- Whether err is an error of class cls: `errors.is(err, errors.AuthError)`.
+-- @param err any value (an error, or anything else)
+-- @tparam table cls a class of this module
+-- @treturn boolean true if it is
 function _M.is(err, cls)
   return type(err) == "table" and cls ~= nil and getmetatable(err) == cls
 end
 
---- A ValidationError from the core's list {rule, field, message}: the message names them all.
+--- A ValidationError from the core's list of broken rules: its message names them all (the
+-- first five, then how many more).
+-- @tparam {table,...} list the broken rules, `{ rule, field, message }` each
+-- @tparam[opt] boolean truncated true when the core cut the list (at 100)
+-- @treturn table the ValidationError
 function _M.validation(list, truncated)
   local parts = {}
   for i = 1, #list do

@@ -1,10 +1,11 @@
 --- lua-itnio: the ITNIO TECH voice API (Edit Task, Auto-Recall) from Lua.
 --
---   local itnio = require "itnio"
---   local client = assert(itnio.new{ api_key = ..., api_secret = ... })
---   local res, err = client:update_recall_task(task)   -- res.code == 0, or err (itnio.errors)
+--     local itnio = require "itnio"
+--     local client = assert(itnio.new{ api_key = ..., api_secret = ... })
+--     local res, err = client:update_recall_task(task)
+--     -- res.code == 0; or res is nil, and err is an error of itnio.errors
 --
--- Failures come back as nil, err; programming errors (a wrong argument type) raise.
+-- Failures come back as `nil, err`; programming errors (a wrong argument type) raise.
 -- @module itnio
 local core   = require "itnio.core"
 local errors = require "itnio.errors"
@@ -88,13 +89,30 @@ local NEW_OPTS = args.set{
 }
 local CALL_OPTS = args.set{ "passthrough", "deadline" }
 
---- itnio.new(opts) -> client, or nil, ConfigError.
--- opts: api_key, api_secret (required); base_url; timeout (10 s), connect_timeout (3 s);
--- max_retries (2), backoff_base (0.5 s), backoff_cap (8 s), max_retry_after (60 s),
--- deadline (s, none); cafile, capath, proxy (a URL, or true: the environment's http_proxy
--- and friends; none when unset, whatever the environment says), user_agent, max_body (1 MiB); insecure
--- (exactly true: TLS not verified, loudly); allow_http (plain http to a non-loopback host);
--- logger(level, message, fields); transport ("curl", "ngx" or a function); passthrough.
+--- A new client; it sends nothing. Any option name not listed here is a ConfigError (a typo
+-- would pass silently):
+--
+-- - `api_key`, `api_secret`: the account's key and secret (required);
+-- - `base_url`: `https://api.itniotech.com` unless given (a path prefix is kept);
+-- - `timeout` (10 s): bounds each attempt whole; `connect_timeout` (3 s): its connect;
+-- - `max_retries` (2), `backoff_base` (0.5 s), `backoff_cap` (8 s): retries, with exponential
+--   backoff and full jitter; `max_retry_after` (60 s): the longest `Retry-After` honoured;
+-- - `deadline`: seconds for a whole call, retries and their waits included (none unless given);
+-- - `cafile`, `capath`: the trust roots; `proxy`: a URL, or `true` for the environment's
+--   (`http_proxy` and friends); no proxy when unset, whatever the environment says;
+-- - `user_agent`; `max_body` (1 MiB): the largest answer, in bytes;
+-- - `insecure`: exactly `true` turns TLS verification off, and says so loudly;
+-- - `allow_http`: `true` allows plain http to a host that is not the loopback;
+-- - `logger`: a `function(level, message, fields)` that sees each attempt;
+-- - `transport`: `"curl"`, `"ngx"` or a `function(request)` of yours (unset: `"ngx"` inside
+--   nginx, else `"curl"`);
+-- - `passthrough`: `true` sends the fields the rules do not know (strings, numbers, booleans)
+--   instead of refusing them.
+-- @tparam table opts the options above
+-- @treturn Client the client
+-- @return[2] nil
+-- @treturn[2] ConfigError what is wrong with the options
+-- @raise when opts is not a table
 function _M.new(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
@@ -220,8 +238,14 @@ function Client:_transport()
   return self.transport
 end
 
---- client:prepare_recall_update(task [, opts]) -> the request { method, url, headers, body }
--- with the Sign header shown as "<redacted>", or nil, ValidationError. Sends nothing.
+--- The request that `update_recall_task` would send first, for a dry run: it sends nothing,
+-- and the Sign header is shown as `"<redacted>"`.
+-- @tparam table task the task (the Edit Task body; `itnio.recall` builds one)
+-- @tparam[opt] table opts `passthrough` (as for `itnio.new`)
+-- @treturn table the request, `{ method, url, headers, body }`
+-- @return[2] nil
+-- @treturn[2] ValidationError every rule the task breaks
+-- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
 function Client:prepare_recall_update(task, opts)
   if opts ~= nil then args.options(opts, CALL_OPTS, 2, "prepare_recall_update") end
   local body, err = call.encode(self, RECALL_UPDATE, task, opts, "prepare_recall_update")
@@ -241,8 +265,15 @@ function Client:_send(endpoint, body, opts, budget)
   return call.run(c, transport, compat.sleep)
 end
 
---- client:update_recall_task(task [, opts]) -> res, or nil, err.
--- res = { code = 0, message, data, http_status, attempts }. opts: passthrough, deadline.
+--- Sends a task (Edit Task, Auto-Recall) and waits for the answer, retrying as the client's
+-- options say. Inside nginx it waits on cosockets, not blocking the worker.
+-- @tparam table task the task (the Edit Task body; `itnio.recall` builds one)
+-- @tparam[opt] table opts `passthrough` (as for `itnio.new`), `deadline` (seconds for this
+-- call, instead of the client's)
+-- @treturn table the answer, `{ code = 0, message, data, http_status, attempts }`
+-- @return[2] nil
+-- @treturn[2] table the error, of a class of `itnio.errors`
+-- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
 function Client:update_recall_task(task, opts)
   if opts ~= nil then args.options(opts, CALL_OPTS, 2, "update_recall_task") end
   local body, err = call.encode(self, RECALL_UPDATE, task, opts, "update_recall_task")
@@ -250,8 +281,8 @@ function Client:update_recall_task(task, opts)
   return self:_send(RECALL_UPDATE, body, opts)
 end
 
---- client:close(): ends the jobs in flight (no callback runs), releases the connections.
--- Later calls on the client return a TransportError with reason "closed".
+--- Ends the jobs in flight (no callback runs) and releases the connections. Later calls on the
+-- client return a TransportError whose `reason` is `"closed"`.
 function Client:close()
   self.closed = true
   jobs.close(self)

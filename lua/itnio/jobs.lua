@@ -1,15 +1,19 @@
 --- Jobs: updates that run while the host's own loop goes on, and the concurrent batch.
 --
---   local job = client:start_recall_update(task, { on_done = function(res, err) end })
---   while client:poll(0) > 0 do ... the host's frame ... end
---   local res, err = job:result()
---   local results = client:update_recall_tasks(tasks, { concurrency = 16 })
+--     local job = client:start_recall_update(task, {
+--       on_done = function(res, err) end,
+--     })
+--     while client:poll(0) > 0 do
+--       -- the host's frame
+--     end
+--     local res, err = job:result()
+--     local results = client:update_recall_tasks(tasks, { concurrency = 16 })
 --
 -- Outside nginx every job of a client rides the client's one curl multi handle
--- (itnio.core.multi_new): poll(0) does what the sockets have ready and returns. Retry
--- backoff, Retry-After and the skew fix's resend are timers that poll checks, never sleeps.
--- What an attempt's outcome means comes from itnio.call, as for the blocking call.
--- Inside nginx the batch runs ngx.thread light threads on the cosocket transport.
+-- (`itnio.core.multi_new`): `poll(0)` does what the sockets have ready and returns. Retry
+-- backoff, `Retry-After` and the skew fix's resend are timers that `poll` checks, never sleeps.
+-- What an attempt's outcome means comes from `itnio.call`, as for the blocking call.
+-- Inside nginx the batch runs `ngx.thread` light threads on the cosocket transport.
 --
 -- Whatever a callback, a logger or a transport function of the caller's does (raise, poll,
 -- start or cancel jobs, close the client, yield and never come back), a job ends once: the
@@ -56,13 +60,17 @@ function job_mt.__tostring(job)
   return format("itnio.Job(%s, attempt %d)", state, job.attempt)
 end
 
---- job:done() -> true once the job has ended (result or error).
+--- Whether the job has ended (with a result or an error).
+-- @treturn boolean true once it has
 function Job:done()
   return self.state == DONE
 end
 
---- job:result() -> what update_recall_task would have returned: res, or nil, err.
--- Raises when the job is not done yet (a programming error: poll until job:done()).
+--- What `update_recall_task` would have returned for the job's task.
+-- @treturn table the answer, `{ code = 0, message, data, http_status, attempts }`
+-- @return[2] nil
+-- @treturn[2] table the error, of a class of `itnio.errors`
+-- @raise when the job is not done yet (a programming error: poll until `job:done()`)
 function Job:result()
   if self.state ~= DONE then
     error("job:result(): the job is not done yet; call client:poll() until job:done()", 2)
@@ -385,8 +393,9 @@ local function start(client, endpoint, body, opts, budget, on_done)
   return job
 end
 
---- job:cancel() -> true if the job was running. It ends with a TransportError whose
--- reason is "cancelled" (sent: any byte of it left). Its on_done runs in the next poll.
+--- Stops the job. It ends with a TransportError whose `reason` is `"cancelled"` (its `sent`
+-- says whether any byte of it left); its `on_done` runs in the next `poll`.
+-- @treturn boolean true if the job was running, false if it had ended already
 function Job:cancel()
   return stop(self.runner, self, errors.TransportError.new{ reason = "cancelled",
     message = "the job was cancelled" })
@@ -427,12 +436,22 @@ local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
 local BATCH_OPTS = args.set{ "concurrency", "deadline", "on_done", "passthrough", "retry_budget" }
 
 --- Adds start_recall_update, poll, update_recall_tasks to the client class.
+-- (Named by @function: else LDoc reads the header below, and takes the doc comment that
+-- follows it for this function's, leaving start_recall_update out of the page.)
 -- @local
+-- @function install
 function _M.install(Client, endpoint)
 
-  --- client:start_recall_update(task [, opts]) -> job, or nil, err: a ValidationError (nothing
-  -- sent), or a TransportError when no job can start (no file descriptor left, a closed
-  -- client). Never waits on the network. opts: passthrough, deadline, on_done(res, err, job).
+  --- Starts updating a task, and returns at once: the job sends nothing until `poll`, and
+  -- never waits on the network.
+  -- @tparam table task the task, as for `update_recall_task`
+  -- @tparam[opt] table opts `passthrough`, `deadline` (as for `update_recall_task`), and
+  -- `on_done`, a `function(res, err, job)` that `poll` calls when the job ends
+  -- @treturn Job the job
+  -- @return[2] nil
+  -- @treturn[2] table a ValidationError (nothing sent), or a TransportError when no job can
+  -- start (no file descriptor left, a closed client)
+  -- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
   function Client:start_recall_update(task, opts)
     if opts ~= nil then args.options(opts, START_OPTS, 2, "start_recall_update") end
     local on_done = opts and opts.on_done
@@ -442,9 +461,12 @@ function _M.install(Client, endpoint)
     return start(self, endpoint, body, opts, nil, on_done)
   end
 
-  --- client:poll([timeout]) -> how many jobs are still running. Without a timeout (or 0)
-  -- it does what is ready and returns; with one it waits until a job ends or the timeout
-  -- passes. on_done callbacks run from here.
+  --- Advances every job of the client. Without a timeout (or 0) it does what is ready and
+  -- returns; with one it waits until a job ends or the timeout passes. The `on_done`
+  -- callbacks run from here.
+  -- @tparam[opt=0] number timeout the seconds to wait at most, 0 to 86400
+  -- @treturn int how many jobs are still running
+  -- @raise when timeout is not a number from 0 to 86400
   function Client:poll(timeout)
     if timeout == nil then timeout = 0 end
     if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 or timeout > 86400 then
@@ -455,10 +477,16 @@ function _M.install(Client, endpoint)
     return poll(r, timeout)
   end
 
-  --- client:update_recall_tasks(tasks [, opts]) -> results, one per task in order:
-  -- { res = res } or { err = err }. opts: concurrency (16), deadline (seconds for the whole
-  -- batch), on_done(res, err, index), passthrough, retry_budget (retries the batch may
-  -- spend; default max(concurrency, 10% of the tasks); a success earns 0.1 back).
+  --- Updates many tasks at once, and waits until every one has an outcome. A task that breaks
+  -- a rule gets a ValidationError and the others still go.
+  -- @tparam {table,...} tasks the tasks, every index from 1 to the last a task table
+  -- @tparam[opt] table opts `concurrency` (16): the tasks in flight at once; `deadline`:
+  -- seconds for the whole batch; `on_done`: a `function(res, err, index)` called as each
+  -- task ends; `passthrough`; `retry_budget`: the retries the batch may spend (default
+  -- `max(concurrency, 10% of the tasks)`; a success earns 0.1 back)
+  -- @treturn {table,...} one result per task, in order: `{ res = res }` or `{ err = err }`
+  -- @raise when tasks is not a list of task tables, or opts is not a table or has an unknown name
+  -- or a bad value
   function Client:update_recall_tasks(tasks, opts)
     local fname = "update_recall_tasks"
     if type(tasks) ~= "table" then args.bad(1, fname, "table expected, got " .. type(tasks)) end

@@ -2,14 +2,15 @@
 -- required switches, and the flags that go together set together. They only build plain
 -- tables; the core still checks every rule when the task is sent.
 --
---   local recall = require "itnio.recall"
---   local task = recall.task(299, { interval = 30, attempts = 2, only_failed = true }, {
---     recall.tts("Your parcel is here", "en-US", { rate = 1.25 })
---       :sms("Hi ${text1}", { on = { "success" }, after = 10 })
---       :transfer{ group = 1000038, rate = 1, key = "#" },
---     recall.voice_file("greeting.wav"),
---   })
---   client:update_recall_task(task)
+--     local recall = require "itnio.recall"
+--     local opts = { interval = 30, attempts = 2, only_failed = true }
+--     local task = recall.task(299, opts, {
+--       recall.tts("Your parcel is here", "en-US", { rate = 1.25 })
+--         :sms("Hi ${text1}", { on = { "success" }, after = 10 })
+--         :transfer{ group = 1000038, rate = 1, key = "#" },
+--       recall.voice_file("greeting.wav"),
+--     })
+--     client:update_recall_task(task)
 --
 -- A wrong option name or type is a programming error and raises.
 -- @module itnio.recall
@@ -44,7 +45,13 @@ end
 local GENDER = { male = 1, female = 2 }
 local TTS_OPTS = { rate = true, gender = true, accent = true }
 
---- A text-to-speech node (source 3). opts: rate (0.25..4), gender ("male"/"female"), accent.
+--- A text-to-speech node (source 3).
+-- @tparam string text what the node says, at most 1000 characters
+-- @tparam string lan the language code (`"en-US"`)
+-- @tparam[opt] table opts `rate`: the speaking rate, 0.25 to 4; `gender`: `"male"` or
+-- `"female"`; `accent`: an accent code, a whole number from 0
+-- @treturn Node the node
+-- @raise on an unknown option, or a gender other than those two
 function _M.tts(text, lan, opts)
   opts = check_opts("recall.tts", opts, TTS_OPTS)
   local gender = opts.gender
@@ -54,11 +61,16 @@ function _M.tts(text, lan, opts)
 end
 
 --- A node that plays a voice file already uploaded (source 1).
+-- @tparam string voice_file_id the voice file's id on the vendor's side
+-- @treturn Node the node
 function _M.voice_file(voice_file_id)
   return voice_node{ source = 1, voiceFileId = voice_file_id }
 end
 
---- A node that uploads a voice file again (source 2): name of 5..32 characters, Base64 data.
+--- A node that uploads a voice file again (source 2), already in Base64.
+-- @tparam string name the file's name, 5 to 32 characters
+-- @tparam string base64 the file in standard padded Base64 (RFC 4648, one line)
+-- @treturn Node the node
 function _M.upload(name, base64)
   return voice_node{ source = 2, uploadName = name, baseFile = base64 }
 end
@@ -89,8 +101,14 @@ local function too_large(what, size, max)
     .. tostring(max) .. ")"
 end
 
---- An upload node (source 2) from the audio itself: Base64-encoded in C. Returns nil, err
--- when bytes pass the size limit (MAX_UPLOAD, or opts.max_bytes).
+--- An upload node (source 2) from the audio itself, Base64-encoded in C.
+-- @tparam string name the file's name, 5 to 32 characters
+-- @tparam string bytes the audio file's bytes
+-- @tparam[opt] table opts `max_bytes`: the size limit in bytes (else `MAX_UPLOAD`, 64 MiB)
+-- @treturn Node the node
+-- @return[2] nil
+-- @treturn[2] string why: bytes pass the size limit
+-- @raise when name or bytes is not a string, or on a bad option
 function _M.upload_bytes(name, bytes, opts)
   if type(name) ~= "string" then error("recall.upload_bytes: name must be a string, got " .. type(name), 2) end
   if type(bytes) ~= "string" then error("recall.upload_bytes: bytes must be a string, got " .. type(bytes), 2) end
@@ -99,9 +117,15 @@ function _M.upload_bytes(name, bytes, opts)
   return _M.upload(name, base64(bytes))
 end
 
---- An upload node (source 2) from a file, Base64-encoded in C; name defaults to the file's
--- base name. Returns nil, err (a message naming the path) when the file cannot be read or
--- passes the size limit (MAX_UPLOAD, or opts.max_bytes).
+--- An upload node (source 2) from a file, Base64-encoded in C. A file larger than the limit
+-- is refused before it is read.
+-- @tparam string path the file to read
+-- @tparam[opt] string name the file's name, 5 to 32 characters (else the path's base name)
+-- @tparam[opt] table opts `max_bytes`: the size limit in bytes (else `MAX_UPLOAD`, 64 MiB)
+-- @treturn Node the node
+-- @return[2] nil
+-- @treturn[2] string why, naming the path: the file cannot be read, or passes the size limit
+-- @raise when path or name is not a string, or on a bad option
 function _M.upload_file(path, name, opts)
   if type(path) ~= "string" then error("recall.upload_file: path must be a string, got " .. type(path), 2) end
   if name ~= nil and type(name) ~= "string" then
@@ -141,6 +165,8 @@ function _M.upload_file(path, name, opts)
 end
 
 --- An AI-agent node (A2): only the agent template id.
+-- @tparam int script_id the agent template's id, from 1
+-- @treturn Node the node
 function _M.agent(script_id)
   return setmetatable({ scriptId = script_id }, Node)
 end
@@ -148,8 +174,15 @@ end
 local PUSH = { feedback = "feedbackPush", success = "successPush", failed = "failedPush", ring = "ringPush" }
 local SMS_OPTS = { on = true, after = true, key = true, sender = true }
 
---- Sends an SMS on hang-up. opts.on lists the events ("feedback", "success", "failed",
--- "ring"; at least one); after = seconds after success; key = the feedback digit; sender.
+--- Sends an SMS when the call hangs up.
+-- @tparam string content the SMS text, at most 1000 characters; its placeholders are
+-- `${text1}` to `${text10}`
+-- @tparam table opts `on`: the events that send it, a list of `"feedback"`, `"success"`,
+-- `"failed"`, `"ring"` (at least one); `after`: seconds after a successful call (with
+-- `"success"`); `key`: the feedback digit, `"0"` to `"9"` (with `"feedback"`); `sender`: the
+-- sender id
+-- @treturn Node the node itself, for chaining
+-- @raise on an unknown option or event
 function Node:sms(content, opts)
   opts = check_opts("node:sms", opts, SMS_OPTS)
   self.hangUpSms, self.smsContent, self.senderId = 1, content, opts.sender
@@ -167,7 +200,12 @@ end
 local TRANSFER_OPTS = { group = true, rate = true, key = true, delay = true }
 
 --- Transfers the call to an agent group: after the group call ends, or on a keypress when
--- key ("0".."9", "*", "#") is given. rate = outbound multiplier (1..100); delay = seconds.
+-- `key` is given.
+-- @tparam table opts `group`: the agent group's id; `rate`: the outbound multiplier, 1 to
+-- 100; `key`: the transfer key, `"0"` to `"9"`, `"*"` or `"#"`; `delay`: seconds before a
+-- keypress transfer
+-- @treturn Node the node itself, for chaining
+-- @raise on an unknown option
 function Node:transfer(opts)
   opts = check_opts("node:transfer", opts, TRANSFER_OPTS)
   self.toSeat, self.sipGroupId, self.outboundControl, self.calloutRate = 1, opts.group, 1, opts.rate
@@ -178,8 +216,15 @@ end
 
 local TASK_OPTS = { interval = true, attempts = true, only_failed = true, intents = true }
 
---- A task: key_id, opts (interval minutes, attempts, only_failed, intents) and nodes. The
--- nodes are copied, so one node can serve several tasks.
+--- A task, for `client:update_recall_task`. The nodes are copied, so one node can serve
+-- several tasks.
+-- @tparam int key_id the task to edit, from 1
+-- @tparam table opts `interval`: minutes between recalls, 1 to 1440; `attempts`: recall
+-- attempts, 1 to 10; `only_failed`: `true` recalls only the failed calls; `intents`: a list
+-- of intent labels (strings)
+-- @tparam[opt] {Node,...} nodes the nodes, in order
+-- @treturn table the task
+-- @raise on an unknown option, or nodes that is not a table
 function _M.task(key_id, opts, nodes)
   opts = check_opts("recall.task", opts, TASK_OPTS)
   local t = { keyId = key_id, recallInterval = opts.interval, recallNum = opts.attempts,
