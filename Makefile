@@ -94,7 +94,8 @@ test-poll:
 test-endpoint:
 	@$(MAKE) --no-print-directory LUA=luajit TEST_ENDPOINT=1 build
 	@$(MAKE) --no-print-directory TEST_ENDPOINT=1 build
-	ITNIO_TEST_ENDPOINT=1 $(call busted,lua5.4,build/lua5.4-test-endpoint) spec/endpoint/second.lua
+	ITNIO_SANDBOX_CPATH=$(CURDIR)/build/luajit-test-endpoint \
+	  $(call busted,lua5.4,build/lua5.4-test-endpoint) spec/endpoint/second.lua
 
 # AddressSanitizer + UBSan: the core built instrumented, the interpreter given the runtime.
 ASAN_SO := build/asan/itnio/core.so
@@ -115,8 +116,9 @@ valgrind: build
 	ITNIO_PROPERTY_CASES=300 $(call busted,$(VALGRIND) lua5.4,build/lua5.4) --exclude-tags=timing $(MEM_SPECS)
 
 # The API reference (LDoc): build/doc/index.html from the doc comments of the Lua layer and
-# of the core's C functions (doc/config.ld). Fails on any LDoc warning and, by
-# tools/check-doc, on a public function without a doc comment.
+# of the core's C functions (doc/config.ld). Fails on any LDoc warning and, by tools/check-doc,
+# on a public function or parameter without a description, an empty summary, raw HTML in a
+# doc comment, or a page left in plain text.
 doc:
 	ldoc -c doc/config.ld --fatalwarnings .
 	lua5.4 tools/check-doc .

@@ -4,7 +4,7 @@
 --   batch.lua BASE_URL API_KEY API_SECRET N C
 --
 -- Prints "batch_result requests ok failed seconds" (wall time on the core's monotonic clock,
--- around the one update_recall_tasks call) and, on stderr, the first failure.
+-- around the one batch_recall_update call) and, on stderr, the first failure.
 local core = require "itnio.core"
 local new_task = require "task"
 
@@ -14,14 +14,14 @@ assert(base_url and key and secret and n and c, "usage: batch.lua BASE_URL API_K
 
 local client = assert(require("itnio").new{ api_key = key, api_secret = secret,
   base_url = base_url, max_retries = 0 })   -- a retry would hide a failure
-assert(client.update_recall_tasks, "this itnio has no update_recall_tasks (batch API)")
+assert(client.batch_recall_update, "this itnio has no batch_recall_update (batch API)")
 
 local task = new_task()
 local tasks = {}
 for i = 1, n do tasks[i] = task end   -- the same table n times: the client must not change it
 
 local t0 = core.now()
-local results = client:update_recall_tasks(tasks, { concurrency = c })
+local results = client:batch_recall_update(tasks, { concurrency = c })
 local seconds = core.now() - t0
 
 local ok, failed, first_failure = 0, 0, nil

@@ -3,7 +3,7 @@
 --   sequential.lua ours|luasocket BASE_URL API_KEY API_SECRET COUNT MAX_SECONDS
 --
 -- ours: one itnio client (default curl transport, so one keep-alive connection), calling
--- update_recall_task COUNT times: each call validates, encodes and signs anew.
+-- recall_update COUNT times: each call validates, encodes and signs anew.
 -- luasocket: socket.http.request with the same body and one set of signed headers made at
 -- start, as a hand-written client would; socket.http opens a new connection per request.
 -- Stops early past MAX_SECONDS. Prints "requests ok failed seconds" and, on stderr, the
@@ -24,7 +24,7 @@ if mode == "ours" then
   local client = assert(require("itnio").new{ api_key = key, api_secret = secret,
     base_url = base_url, max_retries = 0 })   -- a retry would hide a failure
   call = function()
-    local res, err = client:update_recall_task(task)
+    local res, err = client:recall_update(task)
     return res ~= nil, err
   end
 elseif mode == "luasocket" then

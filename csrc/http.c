@@ -54,7 +54,7 @@ int itnio_http_new(lua_State *L) {
  * @treturn string the body
  * @treturn boolean whether a kept-alive connection carried it
  * @return[2] nil
- * @treturn[2] table `{ kind, code, message, sent, answered }` when no answer came */
+ * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came */
 int itnio_http_perform(lua_State *L) {
   itnio_http *h = check_http(L);
   itnio_xfer_request(L, &h->x, 2, 0);

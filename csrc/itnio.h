@@ -227,7 +227,7 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy);
 /* Did any byte of the request leave this process? */
 int  itnio_xfer_sent(itnio_xfer *x);
 /* Pushes the outcome and returns the count: status, head, body, reused on an answer (any
- * HTTP status), or nil, { kind, code, message, sent, answered } when no answer came. */
+ * HTTP status), or nil, { reason, code, message, sent, answered } when no answer came. */
 int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc);
 /* Frees everything the transfer owns; safe to call twice. */
 void itnio_xfer_release(itnio_xfer *x);

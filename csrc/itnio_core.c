@@ -7,7 +7,7 @@
  */
 
 /*** The version of lua-itnio (the one place it is written: csrc/itnio.h).
- * @field _VERSION the version, "0.1.0" */
+ * @field _VERSION the version, as "major.minor.patch" */
 
 /*** The most broken rules one `encode` reports.
  * @field MAX_ERRORS 100 */

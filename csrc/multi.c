@@ -355,7 +355,7 @@ int itnio_multi_next_done(lua_State *L) {
  * @treturn string the body
  * @treturn boolean whether a kept-alive connection carried it
  * @return[2] nil
- * @treturn[2] table `{ kind, code, message, sent, answered }` when no answer came
+ * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came
  * @raise when id is not a finished transfer */
 int itnio_multi_take(lua_State *L) {
   itnio_multi *m = check_multi(L);

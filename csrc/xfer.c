@@ -121,7 +121,7 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body), "MAXFILESIZE");
 }
 
-static const char *error_kind(CURLcode rc, const itnio_xfer *x) {
+static const char *error_reason(CURLcode rc, const itnio_xfer *x) {
   if (x->head_too_large) return "protocol";
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) return "too_large";
   switch (rc) {
@@ -326,8 +326,8 @@ int itnio_xfer_sent(itnio_xfer *x) {
 /* After a transfer ended with rc: lets go of the request, pushes what http:perform and
  * m:take return
  *   -> status, head, body, reused                     on an answer (any HTTP status)
- *   -> nil, { kind, code, message, sent, answered }   when no whole answer came: kind is
- *      the failure's reason; answered, whether a status line came before it failed
+ *   -> nil, { reason, code, message, sent, answered }   when no whole answer came: reason
+ *      is TransportError's; answered, whether a status line came before it failed
  * and returns how many values it pushed. head is the answer's raw header block (the last
  * answer's, after any 1xx), for core.parse_headers when a header is wanted: most answers
  * never need one parsed. reused: the answer came on a kept-alive connection. */
@@ -339,11 +339,11 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
 
   if (rc != CURLE_OK || x->oom) {
-    const char *kind = x->oom ? "memory" : error_kind(rc, x);
+    const char *reason = x->oom ? "memory" : error_reason(rc, x);
     lua_pushnil(L);
     lua_createtable(L, 0, 5);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "code");
     if (x->head_too_large)

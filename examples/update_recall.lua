@@ -17,7 +17,7 @@ if not client then
 end
 
 local res
-res, err = client:update_recall_task{
+res, err = client:recall_update{
   keyId = tonumber(os.getenv("ITNIO_KEY_ID") or "299"),
   recallType = 1, recallInterval = 30, recallNum = 2,
   nodeList = {

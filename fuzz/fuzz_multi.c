@@ -61,7 +61,7 @@ static const char driver[] =
   "-- listener answers), or nil and an error.\n"
   "local function outcome(what, status, a, b, c)\n"
   "  if status == nil then\n"
-  "    if type(a) ~= 'table' or not KINDS[a.kind] or math.type(a.code) ~= 'integer'\n"
+  "    if type(a) ~= 'table' or not KINDS[a.reason] or math.type(a.code) ~= 'integer'\n"
   "      or type(a.message) ~= 'string' or type(a.sent) ~= 'boolean'\n"
   "      or type(a.answered) ~= 'boolean' then\n"
   "      fail('%s: malformed error', what) end\n"

@@ -1,6 +1,6 @@
 /* libFuzzer target for response handling: the input is one answer, a raw header block and a
  * body (split at the first blank line). The header block goes through the C parser that the
- * curl transport uses (itnio_http_push_headers), the result through the client's classify
+ * curl transport uses (itnio_push_headers), the result through the client's classify
  * (lua/itnio/call.lua) for several HTTP statuses, and then through whole calls of a client
  * whose transport answers with it: the skew fix from its Date, the Retry-After arithmetic,
  * redaction. Each must give a result with code 0 or a typed error with a one-line tostring;
@@ -9,7 +9,7 @@
 #include <string.h>
 #include "harness.h"
 
-void itnio_http_push_headers(lua_State *L, const char *block, size_t len);
+void itnio_push_headers(lua_State *L, const char *block, size_t len);
 
 static const char driver[] =
   "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n"
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
       break;
     }
   fuzz_driver(L);
-  itnio_http_push_headers(L, size ? s : NULL, head);
+  itnio_push_headers(L, size ? s : NULL, head);
   if (split) {
     while (split < s + size && (*split == '\r' || *split == '\n')) split++;
     lua_pushlstring(L, split, (size_t)(s + size - split));

@@ -7,6 +7,8 @@ description = {
   detailed = [[
 Validates a task table against every documented rule while writing the JSON body,
 signs the request (MD5, OpenSSL) and sends it (libcurl, or nginx cosockets in OpenResty).
+Builds on Linux (its jobs wait on epoll) and on macOS and the BSDs (on poll(2)); the sandbox
+(itnio-sandbox) needs nginx with its Lua module and the rock installed for Lua 5.1 too.
 ]],
   license = "MIT",
 }
@@ -40,11 +42,17 @@ build = {
     ["itnio.compat"]          = "lua/itnio/compat.lua",
     ["itnio.call"]            = "lua/itnio/call.lua",
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",
+    ["itnio.batch"]           = "lua/itnio/batch.lua",
+    ["itnio.endpoints"]       = "lua/itnio/endpoints.lua",
+    ["itnio.httpdate"]        = "lua/itnio/httpdate.lua",
     ["itnio.recall"]          = "lua/itnio/recall.lua",
     ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
     ["itnio.sandbox.control"] = "lua/itnio/sandbox/control.lua",
+    ["itnio.sandbox.conf"]    = "lua/itnio/sandbox/conf.lua",
+    ["itnio.sandbox.launcher"] = "lua/itnio/sandbox/launcher.lua",
     ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
     ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",
+    ["itnio.transport.func"]  = "lua/itnio/transport/func.lua",
   },
   install = { bin = { "bin/itnio", "bin/itnio-sandbox" } },
 }

@@ -493,7 +493,7 @@ describe("itnio.core's HTTP handle", function()
   it("speaks only HTTP and HTTPS", function()
     local status, err = core_http:perform("GET", "file:///etc/passwd", {}, nil, 1, 1)
     assert.is_nil(status)
-    assert.equal("other", err.kind)
+    assert.equal("other", err.reason)
     assert.is_false(err.sent)
   end)
 
@@ -522,7 +522,7 @@ describe("a transport of the caller's own", function()
     local seen
     local c = client(sb, { transport = function(req)
       seen = req
-      return curl(req)
+      return curl:send(req)
     end })
     local res = assert(c:update_recall_task(task()))
     assert.equal(0, res.code)

@@ -1,6 +1,5 @@
--- itnio.errors (one class per cause) and the HTTP-date reader of itnio.compat.
+-- itnio.errors (one class per cause).
 local errors = require "itnio.errors"
-local compat = require "itnio.compat"
 
 describe("itnio.errors", function()
   local by_code = {
@@ -68,22 +67,4 @@ describe("itnio.errors", function()
     assert.equal("ValidationError: the task breaks 1 rule: T1 keyId is required (0 attempts)",
                  tostring(errors.validation({ { rule = "T1", field = "keyId", message = "keyId is required" } })))
   end)
-end)
-
-describe("itnio.compat.parse_http_date", function()
-  local rows = {
-    { "Sun, 06 Nov 1994 08:49:37 GMT", 784111777 },      -- RFC 9110's example
-    { "Thu, 01 Jan 1970 00:00:00 GMT", 0 },
-    { "Thu, 29 Feb 2024 12:00:00 GMT", 1709208000 },     -- a leap day
-    { "Wed, 01 Sep 2021 00:00:00 GMT", 1630454400 },
-    { "Fri, 31 Dec 2100 23:59:59 GMT", 4133980799 },
-  }
-  for _, r in ipairs(rows) do
-    it("reads " .. r[1], function() assert.equal(r[2], compat.parse_http_date(r[1])) end)
-  end
-  for _, bad in ipairs({ "", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Xyz 1994 08:49:37 GMT",
-                         "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT" }) do
-    it("refuses " .. string.format("%q", bad), function() assert.is_nil(compat.parse_http_date(bad)) end)
-  end
-  it("refuses a non-string", function() assert.is_nil(compat.parse_http_date(nil)) end)
 end)

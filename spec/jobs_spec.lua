@@ -506,7 +506,7 @@ describe("itnio.core's multi handle", function()
         n = n + 1
         local status, err = m:take(id)
         assert.is_nil(status)
-        assert.equal("connect", err.kind)
+        assert.equal("connect", err.reason)
         assert.is_false(err.sent)
         id = m:next_done()
       end

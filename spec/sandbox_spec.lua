@@ -167,15 +167,17 @@ describe("the sandbox", function()
       assert.is_truthy(io.open(sb.prefix .. "/tls/server.key"))
     end)
 
-    it("writes its nginx.conf from the one template, every placeholder filled", function()
+    it("writes its nginx.conf from the one template, every placeholder filled, a route per endpoint", function()
       local f = assert(io.open(sb.prefix .. "/conf/nginx.conf", "rb"))
       local conf = f:read("*a")
       f:close()
-      assert.truthy(conf:find("^# Written by bin/itnio%-sandbox"), conf:sub(1, 80))
-      local left = conf:gsub("@NAME@", ""):match("@[%u_]+@")
+      assert.truthy(conf:find("^# Written by itnio%-sandbox"), conf:sub(1, 80))
+      local left = conf:match("@[%u_]+@")
       assert.is_nil(left, "a placeholder left: " .. tostring(left))
-      assert.truthy(conf:find('require("itnio.sandbox").update()', 1, true))
-      assert.is_nil(io.open(sb.prefix .. "/conf/http.part"))
+      for _, e in ipairs(require("itnio.endpoints").list) do
+        assert.truthy(conf:find("location = " .. e.path .. " {", 1, true), e.path)
+        assert.truthy(conf:find('require("itnio.sandbox").serve("' .. e.name .. '")', 1, true), e.name)
+      end
     end)
   end)
 

@@ -32,7 +32,7 @@ static const char UPDATE_TASKS[] =
   "})\n"
   "local res, err\n"
   "for i = 1, updates do\n"
-  "  res, err = client:update_recall_task{\n"
+  "  res, err = client:recall_update{\n"
   "    keyId = tonumber(os.getenv 'ITNIO_KEY_ID' or '299'),\n"
   "    recallType = 0, recallInterval = 30, recallNum = 1,\n"
   "    nodeList = { { source = 1, voiceFileId = ('call-%d-%d.wav'):format(worker, i),\n"

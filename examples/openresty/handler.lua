@@ -65,7 +65,7 @@ function _M.update()
   local c, err = get_client()
   if not c then return reply(500, { ok = false, error = { kind = err.kind, message = err.message } }) end
   local res
-  res, err = c:update_recall_task(task)
+  res, err = c:recall_update(task)
   if res then
     return reply(200, { ok = true, code = res.code, message = res.message, attempts = res.attempts })
   end

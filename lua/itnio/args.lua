@@ -66,19 +66,21 @@ function _M.unknown_option(opts, known)
     .. (#bad > 1 and (" and " .. (#bad - 1) .. " more: " .. concat(bad, ", ", 2)) or "")
 end
 
---- Raises "bad argument #n to 'fname' (why)", blaming the function `level` calls up from the
--- one that calls bad (2, the default: the caller of a public function that calls bad).
+--- Raises "bad argument #n to 'fname' (why)". level is error()'s level as the caller of bad
+-- would give it: 2 (the default) blames the caller of the public function that calls bad;
+-- each function between them adds one.
 function _M.bad(n, fname, why, level)
   error("bad argument #" .. n .. " to '" .. fname .. "' (" .. why .. ")", (level or 2) + 1)
 end
 
 --- Raises unless opts is nil or a table whose keys are all known; returns opts or an empty
--- table. n and fname name the argument in the error.
-function _M.options(opts, known, n, fname)
+-- table. n and fname name the argument in the error; level is as for bad, from the caller.
+function _M.options(opts, known, n, fname, level)
+  level = (level or 2) + 1
   if opts == nil then return {} end
-  if type(opts) ~= "table" then _M.bad(n, fname, "table expected, got " .. type(opts), 3) end
+  if type(opts) ~= "table" then _M.bad(n, fname, "table expected, got " .. type(opts), level) end
   local why = _M.unknown_option(opts, known)
-  if why then _M.bad(n, fname, why, 3) end
+  if why then _M.bad(n, fname, why, level) end
   return opts
 end
 

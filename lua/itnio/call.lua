@@ -3,8 +3,8 @@
 -- What an attempt's outcome means is decided here, once, for every way of waiting:
 --
 --   local c = call.new(client, endpoint, body, opts, budget)
---   local req, err = call.request(c)        -- the next attempt, signed anew (or the deadline)
---   ... the transport answers resp, or fails with terr ...
+--   local ok, err = call.begin(c)   -- the next attempt, signed anew (or the deadline, or closed)
+--   ... c is now the request: the transport answers resp, or fails with terr ...
 --   local what, x = call.outcome(c, resp, terr)
 --     "done",  res    the call succeeded
 --     "stop",  err    the call failed for good (typed error, attempts and redaction set)
@@ -12,13 +12,17 @@
 --
 -- The blocking call sleeps the delay (call.run), the nginx path ngx.sleeps it (call.run
 -- too: compat.sleep yields there), a job sets a timer that poll checks (itnio.jobs).
--- Private to the Lua layer; its only state outside a call is the secret of each client.
-local core   = require "itnio.core"
-local errors = require "itnio.errors"
-local compat = require "itnio.compat"
-local json   = require("cjson.safe").new()
+-- A call is its own request: { method, url, body, timeout, connect_timeout, headers, lines }
+-- are fields of it, as every transport takes them (transport/curl.lua says the shapes).
+-- Private to the Lua layer. What it keeps outside a call, per client and out of the client
+-- table: the secret, and the signature of the current second.
+local core     = require "itnio.core"
+local errors   = require "itnio.errors"
+local compat   = require "itnio.compat"
+local httpdate = require "itnio.httpdate"
+local json     = require("cjson.safe").new()
 
-local type, tostring, tonumber, pcall, error, setmetatable = type, tostring, tonumber, pcall, error, setmetatable
+local type, tostring, tonumber, error, setmetatable = type, tostring, tonumber, error, setmetatable
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 local sub, find, format = string.sub, string.find, string.format
 local now, wall = compat.now, compat.wall
@@ -27,12 +31,6 @@ local _M = {}
 
 local CONTENT_TYPE = "application/json;charset=UTF-8"
 _M.CONTENT_TYPE = CONTENT_TYPE
-
---- The vendor endpoints: a path and the core's encoder for its body. A second endpoint is
--- one row here, one schema in the core and one method on the client.
-_M.endpoints = {
-  recall_update = { path = "/voice/recallFlow/update", encode = core.encode_recall_update },
-}
 
 -- Secrets live here, keyed by client, not in any table a caller can reach: dumping a client,
 -- a job or an error (an inspect(), a debug print) cannot show them.
@@ -132,7 +130,7 @@ function _M.encode(client, endpoint, task, opts, fname)
     if p ~= nil then passthrough = p end
   end
   local body, list = endpoint.encode(task, passthrough and { passthrough = true } or nil)
-  if not body then return nil, errors.validation(list, list.truncated) end
+  if not body then return nil, errors.validation(list, list.truncated, endpoint.noun) end
   return body
 end
 
@@ -149,7 +147,8 @@ function _M.new(client, endpoint, body, opts, budget)
   local deadline = opts and opts.deadline or client.deadline
   local at = opts and opts.deadline_at or (deadline and t + deadline) or nil
   return {
-    client = client, url = client.urls[endpoint], body = body, started = t,
+    client = client, method = endpoint.method, url = client.urls[endpoint.name], body = body,
+    connect_timeout = client.connect_timeout, started = t,
     deadline = deadline, deadline_at = at, budget = budget,
     attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
   }
@@ -171,13 +170,15 @@ function _M.closed_error(attempts)
     message = "the client is closed (client:close() was called)" }
 end
 
---- Starts the next attempt: its timeout in seconds and its signature for now
--- ({ ts, sign, lines }: lines are "Name: value" as libcurl takes them, shared by every
--- request of the second: read only); or nil, TransportError "deadline". The multi handle
--- sends from these; request() makes a transport's request table of them.
+--- Starts the next attempt, signed now: the call becomes its request (timeout, headers and
+-- lines set: the headers of the second, shared by every request of it, read only; lines are
+-- the same as libcurl takes them; the sender clears both once the request is handed over, so
+-- the Sign is not left in a job a caller may dump). true, or nil, TransportError: "deadline",
+-- or "closed" when the client was closed (from a logger, a callback or a transport: nothing
+-- more leaves).
 function _M.begin(c)
   local client = c.client
-  if client.closed then   -- closed from a logger, a callback or a transport: nothing more leaves
+  if client.closed then
     local err = _M.closed_error(c.attempt)
     err.sent = c.sent
     return nil, err
@@ -192,75 +193,31 @@ function _M.begin(c)
   end
   c.attempt = c.attempt + 1
   c.t0 = t
+  c.timeout = timeout
   -- The Timestamp has whole seconds, so its Sign is made once a second per client.
   local sec = epoch_second(client)
   local signed = signatures[client]
   if not signed or signed.sec ~= sec then
     local ts = format("%d", sec)
     local sign = core.sign(client.api_key, secrets[client], ts)
-    signed = { sec = sec, ts = ts, sign = sign,
+    signed = { sec = sec, headers = _M.headers(client, ts, sign),
                lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign } }
     signatures[client] = signed
   end
-  return timeout, signed
+  c.headers, c.lines = signed.headers, signed.lines
+  return true
 end
 
---- The request of the next attempt: { method, url, headers, body, timeout, connect_timeout },
--- signed now; or nil, TransportError "deadline". For libcurl (c.lines set) the headers come
--- as `lines` ("Name: value", as libcurl takes them) instead of a table.
-function _M.request(c)
-  local timeout, signed = _M.begin(c)
-  if not timeout then return nil, signed end
-  local client = c.client
-  local req = { method = "POST", url = c.url, body = c.body, timeout = timeout,
-                connect_timeout = client.connect_timeout }
-  if c.lines then
-    req.lines = signed.lines   -- libcurl copies them: one table serves every request of the second
-  else
-    req.headers = _M.headers(client, signed.ts, signed.sign)
-  end
-  return req
-end
-
---- Calls a transport function, turning a raise or a malformed answer into a failure:
--- resp, or nil, { kind, message, sent }.
-function _M.attempt(transport, req)
-  local called, r1, r2 = pcall(transport, req)   -- a transport that raises is a failure, not a crash
-  if not called then
-    return nil, { kind = "other", message = "the transport raised: " .. errors.text(r1), sent = true }
-  end
-  if r1 ~= nil then
-    if type(r1) ~= "table" or type(r1.status) ~= "number" or type(r1.body) ~= "string" then
-      return nil, { kind = "protocol", message = "the transport returned no {status, body}", sent = true }
-    end
-    return r1
-  end
-  if type(r2) ~= "table" then
-    return nil, { kind = "other", message = "the transport failed: " .. errors.text(r2), sent = true }
-  end
-  return nil, r2
-end
-
---- The answer's headers (lower-case names): a transport's own table, or libcurl's raw block
--- parsed now (most answers never need it).
+--- The answer's headers as a plain table, lower-case names (a transport may make them when
+-- first read: this makes them all).
 function _M.answer_headers(resp)
   local h = resp.headers
   if type(h) ~= "table" then
-    h = type(resp.head) == "string" and core.parse_headers(resp.head) or {}
+    h = {}
     resp.headers = h
   end
+  local _ = h.date
   return h
-end
-
--- Retry-After: delta-seconds or an HTTP date (against the answer's Date, else our clock).
-local function retry_after(value, date)
-  if type(value) ~= "string" then return nil end
-  local n = tonumber(value:match("^%s*(%d+)%s*$"))
-  if n then return n end
-  local at = compat.parse_http_date(value)
-  if not at then return nil end
-  local t = compat.parse_http_date(date) or wall()
-  return max(0, at - t)
 end
 
 -- The answer's code as an integer (cjson gives floats on 5.3+: -1.0 must print as -1).
@@ -281,7 +238,7 @@ function _M.classify(resp, attempts)
     local headers = _M.answer_headers(resp)
     return nil, errors.HttpError.new{
       http_status = status, retryable = status == 429 or status >= 500,
-      retry_after = retry_after(headers["retry-after"], headers["date"]),
+      retry_after = httpdate.retry_after(headers["retry-after"], headers["date"], wall()),
       message = "the server answered HTTP " .. tostring(status),
     }
   end
@@ -312,26 +269,26 @@ end
 local RETRY_TRANSPORT = { connect = true, timeout = true, reset = true }
 
 --- The decision after one attempt: resp (an answer) or terr (the transport's failure,
--- { kind, code, message, sent }). Returns "done", res | "stop", err | "retry", delay.
+-- { reason, code, message, sent }). Returns "done", res | "stop", err | "retry", delay.
 function _M.outcome(c, resp, terr)
   local client = c.client
   local res, err
   if resp then
     c.sent = true
     res, err = _M.classify(resp, c.attempt)
-  elseif terr.kind == "timeout" and c.capped then
+  elseif terr.reason == "timeout" and c.capped then
     if terr.sent then c.sent = true end
     err = deadline_error(c, true)
   else
     if terr.sent then c.sent = true end
     err = errors.TransportError.new{
-      reason = terr.kind, code = terr.code, message = terr.message, sent = c.sent,
-      retryable = RETRY_TRANSPORT[terr.kind] == true,
+      reason = terr.reason, code = terr.code, message = terr.message, sent = c.sent,
+      retryable = RETRY_TRANSPORT[terr.reason] == true,
     }
   end
   local logger = client.logger
   local fields = logger and {   -- built only for a logger: this is the hot path
-    method = "POST", url = c.url, attempt = c.attempt, duration = now() - c.t0,
+    method = c.method, url = c.url, attempt = c.attempt, duration = now() - c.t0,
     status = resp and resp.status or nil, error_kind = err and err.kind or nil,
   }
   local budget = c.budget
@@ -347,7 +304,7 @@ function _M.outcome(c, resp, terr)
   local again, delay = false, 0
   if err.kind == "TimestampExpiredError" and not c.skew_fixed then
     -- Learn the server's clock from its Date header and resend at once, re-signed.
-    local server = compat.parse_http_date(_M.answer_headers(resp)["date"])
+    local server = httpdate.parse(_M.answer_headers(resp)["date"])
     if server then
       client.offset = server - floor(wall())
       c.skew_fixed, again = true, true
@@ -389,13 +346,15 @@ function _M.outcome(c, resp, terr)
   return "stop", err
 end
 
---- Runs a call to its end on a transport function, waiting with sleep(seconds) between
--- attempts: res, or nil, err. The blocking call and the nginx path (and its batch) use it.
+--- Runs a call to its end on a transport (its blocking send), waiting with sleep(seconds)
+-- between attempts: res, or nil, err. The blocking call and the nginx path (and its batch)
+-- use it.
 function _M.run(c, transport, sleep)
   while true do
-    local req, err = _M.request(c)
-    if not req then return nil, err end
-    local resp, terr = _M.attempt(transport, req)
+    local ok, err = _M.begin(c)
+    if not ok then return nil, err end
+    local resp, terr = transport:send(c)
+    c.headers, c.lines = nil, nil   -- the Sign stays out of what a caller may dump
     local what, x = _M.outcome(c, resp, terr)
     if what == "done" then return x end
     if what == "stop" then return nil, x end

@@ -101,8 +101,9 @@ end
 -- first five, then how many more).
 -- @tparam {table,...} list the broken rules, `{ rule, field, message }` each
 -- @tparam[opt] boolean truncated true when the core cut the list (at 100)
+-- @tparam[opt="task"] string noun what the body is called (its endpoint's noun)
 -- @treturn table the ValidationError
-function _M.validation(list, truncated)
+function _M.validation(list, truncated, noun)
   local parts = {}
   for i = 1, #list do
     local e = list[i]
@@ -115,7 +116,7 @@ function _M.validation(list, truncated)
   local n = #list
   return _M.ValidationError.new{
     errors = list, truncated = truncated or nil, attempts = 0,
-    message = "the task breaks " .. n .. (truncated and "+" or "") .. (n == 1 and " rule: " or " rules: ")
+    message = "the " .. (noun or "task") .. " breaks " .. n .. (truncated and "+" or "") .. (n == 1 and " rule: " or " rules: ")
       .. concat(parts, "; "),
   }
 end

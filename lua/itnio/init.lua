@@ -2,21 +2,27 @@
 --
 --     local itnio = require "itnio"
 --     local client = assert(itnio.new{ api_key = ..., api_secret = ... })
---     local res, err = client:update_recall_task(task)
+--     local res, err = client:recall_update(task)
 --     -- res.code == 0; or res is nil, and err is an error of itnio.errors
 --
--- Failures come back as `nil, err`; programming errors (a wrong argument type) raise.
+-- Every endpoint the core knows gets four methods, made from its name E (`recall_update`):
+-- `client:E` (the call), `client:start_E` (a job, see `itnio.jobs`), `client:prepare_E`
+-- (the request, for a dry run) and `client:batch_E` (many at once). Failures come back as
+-- `nil, err`; programming errors (a wrong argument type) raise.
 -- @module itnio
-local core   = require "itnio.core"
-local errors = require "itnio.errors"
-local compat = require "itnio.compat"
-local call   = require "itnio.call"
-local jobs   = require "itnio.jobs"
-local args   = require "itnio.args"
+local core      = require "itnio.core"
+local errors    = require "itnio.errors"
+local compat    = require "itnio.compat"
+local call      = require "itnio.call"
+local jobs      = require "itnio.jobs"
+local batch     = require "itnio.batch"
+local args      = require "itnio.args"
+local endpoints = require "itnio.endpoints"
 -- Loaded now, not on first use: with no file descriptor left, a require fails as "not found".
-local curl   = require "itnio.transport.curl"
+local curl      = require "itnio.transport.curl"
+local func      = require "itnio.transport.func"
 
-local type, tostring, tonumber, ipairs, pcall, error = type, tostring, tonumber, ipairs, pcall, error
+local type, tostring, tonumber, ipairs, pairs, pcall, error = type, tostring, tonumber, ipairs, pairs, pcall, error
 local setmetatable = setmetatable
 local floor = math.floor
 local sub, find, format = string.sub, string.find, string.format
@@ -26,7 +32,6 @@ local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
 local _M = { _VERSION = core._VERSION, errors = errors }
 
 local DEFAULT_BASE_URL = "https://api.itniotech.com"
-local RECALL_UPDATE    = call.endpoints.recall_update
 
 local Client = {}
 local client_mt = { __index = Client }
@@ -87,7 +92,8 @@ local NEW_OPTS = args.set{
   "backoff_cap", "max_retry_after", "deadline", "cafile", "capath", "proxy", "user_agent",
   "max_body", "insecure", "allow_http", "logger", "transport", "passthrough",
 }
-local CALL_OPTS = args.set{ "passthrough", "deadline" }
+local CALL_OPTS  = args.set{ "passthrough", "deadline" }
+local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
 
 --- A new client; it sends nothing. Any option name not listed here is a ConfigError (a typo
 -- would pass silently):
@@ -147,12 +153,14 @@ function _M.new(opts)
     return config_error("logger must be a function(level, message, fields)")
   end
   local self = {
-    base_url = base, url = base .. RECALL_UPDATE.path, api_key = opts.api_key,
+    base_url = base, api_key = opts.api_key,
     passthrough = opts.passthrough == true, logger = opts.logger, offset = 0,
-    urls = { [RECALL_UPDATE] = base .. RECALL_UPDATE.path },
+    urls = {}, transports = {},
     ct_line = "Content-Type: " .. call.CONTENT_TYPE,
     key_line = "Api-Key: " .. opts.api_key,
   }
+  for _, e in ipairs(endpoints.list) do self.urls[e.name] = base .. e.path end
+  self.url = self.urls.recall_update   -- the first endpoint's, as logs and tostring show it
   local nums = {
     { "timeout", 0.001, 86400, 10 }, { "connect_timeout", 0.001, 86400, 3 },
     { "max_retries", 0, 100, 2 }, { "backoff_base", 0, 3600, 0.5 }, { "backoff_cap", 0, 3600, 8 },
@@ -169,12 +177,12 @@ function _M.new(opts)
 
   local t = opts.transport
   if type(t) == "function" then
-    self.transport_name, self.transport = "custom", t
+    self.transport_name, self.transports.custom = "custom", func.new(t)
   elseif t == "ngx" and not (ngx and ngx.socket and ngx.socket.tcp) then
     return config_error('transport "ngx" needs OpenResty (nginx with its Lua module): outside '
       .. 'nginx, leave transport unset or use "curl"')
   elseif t == nil or t == "curl" or t == "ngx" then
-    self.transport_name = t
+    self.transport_choice = t
   else
     return config_error('transport must be "curl", "ngx" or a function(request)')
   end
@@ -206,22 +214,29 @@ function Client:_log(level, message, fields, loud)
   end
 end
 
+--- A callback of the caller's raised: the client's logger hears it each time; with no logger,
+-- stderr hears it once per client. Never raises. (The jobs' and the batch's one policy.)
+-- @local
+function Client:_callback_raised(why, fields)
+  local msg = "itnio: an on_done callback raised: " .. call.redact(self, errors.text(why))
+  if self.logger then
+    self:_log("error", msg, fields)
+  elseif not self._callback_warned then
+    self._callback_warned = true
+    pcall(io.stderr.write, io.stderr, msg, " (said once per client)\n")
+  end
+end
+
 local function phase_error(phase)
   return errors.TransportError.new{ reason = "phase", message = format(
     "cannot send from nginx's %s phase: no cosockets there; move the call into a "
     .. "rewrite/access/content handler or an ngx.timer.at callback", phase) }
 end
 
--- The transport for this call: chosen once (inside nginx, the cosocket one); the phase is
--- checked on every call, as one client may serve several phases.
-function Client:_transport()
-  local cosockets, phase = compat.ngx_phase()
-  local name = self.transport_name
-  if phase ~= nil and not cosockets and (name == nil or name == "ngx") then
-    return nil, phase_error(phase)
-  end
-  if self.transport then return self.transport end
-  if name == nil then name = phase ~= nil and "ngx" or "curl" end
+-- The transport of that name, made on first use with the client's options.
+local function made(self, name)
+  local t = self.transports[name]
+  if t then return t end
   local mod = curl
   if name == "ngx" then
     local loaded, m = pcall(require, "itnio.transport.ngx")
@@ -233,40 +248,46 @@ function Client:_transport()
   end
   local topts = self.transport_opts
   if not topts.user_agent then topts.user_agent = mod.default_user_agent end
-  self.transport, self.transport_handle = mod.new(topts)
-  self.transport_name = name
-  return self.transport
+  t = mod.new(topts)
+  self.transports[name] = t
+  return t
 end
 
---- The request that `update_recall_task` would send first, for a dry run: it sends nothing,
--- and the Sign header is shown as `"<redacted>"`.
--- @tparam table task the task (the Edit Task body; `itnio.recall` builds one)
--- @tparam[opt] table opts `passthrough` (as for `itnio.new`)
--- @treturn table the request, `{ method, url, headers, body }`
--- @return[2] nil
--- @treturn[2] ValidationError every rule the task breaks
--- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
-function Client:prepare_recall_update(task, opts)
-  if opts ~= nil then args.options(opts, CALL_OPTS, 2, "prepare_recall_update") end
-  local body, err = call.encode(self, RECALL_UPDATE, task, opts, "prepare_recall_update")
-  if not body then return nil, err end
-  return { method = "POST", url = self.url, body = body,
-           headers = call.headers(self, call.timestamp(self), "<redacted>") }
+--- The transport a `kind` of use ("call", "jobs", "batch") rides, here and now: a transport,
+-- or nil, err. The one place the choice is made: a function of the caller's always; inside
+-- nginx, cosockets (in a phase that has them: else a "phase" TransportError), unless the
+-- client was made with transport = "curl"; jobs there would block the worker (ConfigError);
+-- elsewhere, curl. Checked on every use, as one client may serve several phases.
+-- @local
+function Client:_transport(kind)
+  local custom = self.transports.custom
+  if custom then return custom end
+  local cosockets, phase = compat.ngx_phase()
+  local t, err
+  if phase ~= nil and self.transport_choice ~= "curl" then
+    if kind == "jobs" then
+      return nil, errors.ConfigError.new{ message = "jobs run on libcurl's multi handle, which "
+        .. "would block an nginx worker: inside nginx use client:batch_recall_update "
+        .. "(ngx.thread), or make the client with transport = \"curl\"" }
+    end
+    if not cosockets then return nil, phase_error(phase) end
+    t, err = made(self, "ngx")
+  else
+    t, err = made(self, "curl")
+  end
+  if t then self.transport_name = t.name end
+  return t, err
 end
 
--- Sends body with retries, every attempt signed anew, waiting with compat.sleep (ngx.sleep
--- inside nginx, where it does not block the worker).
-function Client:_send(endpoint, body, opts, budget)
-  if self.closed then return nil, call.closed_error() end
-  local transport, terr = self:_transport()
-  if not transport then terr.attempts = 0; return nil, terr end
-  local c = call.new(self, endpoint, body, opts, budget)
-  c.lines = self.transport_name == "curl"
-  return call.run(c, transport, compat.sleep)
-end
+-- ---------------------------------------------------------------------------------------
+-- The methods of every endpoint, made from its name E: E, start_E, prepare_E, batch_E (and
+-- the names a first version used). LDoc sees them through the comments below, written for
+-- recall_update; each endpoint's are the same.
 
 --- Sends a task (Edit Task, Auto-Recall) and waits for the answer, retrying as the client's
--- options say. Inside nginx it waits on cosockets, not blocking the worker.
+-- options say. Inside nginx it waits on cosockets, not blocking the worker. Also known as
+-- `update_recall_task`, its first name.
+-- @function Client:recall_update
 -- @tparam table task the task (the Edit Task body; `itnio.recall` builds one)
 -- @tparam[opt] table opts `passthrough` (as for `itnio.new`), `deadline` (seconds for this
 -- call, instead of the client's)
@@ -274,11 +295,101 @@ end
 -- @return[2] nil
 -- @treturn[2] table the error, of a class of `itnio.errors`
 -- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
-function Client:update_recall_task(task, opts)
-  if opts ~= nil then args.options(opts, CALL_OPTS, 2, "update_recall_task") end
-  local body, err = call.encode(self, RECALL_UPDATE, task, opts, "update_recall_task")
-  if not body then return nil, err end
-  return self:_send(RECALL_UPDATE, body, opts)
+local function call_method(e, fname)
+  return function(self, body, opts)
+    if opts ~= nil then args.options(opts, CALL_OPTS, 2, fname) end
+    local encoded, err = call.encode(self, e, body, opts, fname)
+    if not encoded then return nil, err end
+    if self.closed then return nil, call.closed_error() end
+    local transport, terr = self:_transport("call")
+    if not transport then
+      terr.attempts = 0
+      return nil, terr
+    end
+    -- Retries wait with compat.sleep: ngx.sleep inside nginx, where it does not block the worker.
+    return call.run(call.new(self, e, encoded, opts), transport, compat.sleep)
+  end
+end
+
+--- The request that `recall_update` would send first, for a dry run: it sends nothing, and
+-- the Sign header is shown as `"<redacted>"`.
+-- @function Client:prepare_recall_update
+-- @tparam table task the task (the Edit Task body; `itnio.recall` builds one)
+-- @tparam[opt] table opts `passthrough` (as for `itnio.new`)
+-- @treturn table the request, `{ method, url, headers, body }`
+-- @return[2] nil
+-- @treturn[2] ValidationError every rule the task breaks
+-- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
+local function prepare_method(e, fname)
+  return function(self, body, opts)
+    if opts ~= nil then args.options(opts, CALL_OPTS, 2, fname) end
+    local encoded, err = call.encode(self, e, body, opts, fname)
+    if not encoded then return nil, err end
+    return { method = e.method, url = self.urls[e.name], body = encoded,
+             headers = call.headers(self, call.timestamp(self), "<redacted>") }
+  end
+end
+
+--- Starts a job for a task and returns at once: nothing is sent until `client:poll` runs.
+-- @function Client:start_recall_update
+-- @tparam table task the task (the Edit Task body)
+-- @tparam[opt] table opts `passthrough`, `deadline` (as for `recall_update`), and
+-- `on_done(res, err, job)`, called from `poll` when the job ends
+-- @treturn Job the job
+-- @return[2] nil
+-- @treturn[2] table a `ValidationError` (nothing was sent), or a `TransportError` when no job
+-- can start (the client is closed; no file descriptor left for the multi handle)
+-- @raise when task is not a table, or opts has an unknown name or a bad value
+local function start_method(e, fname)
+  return function(self, body, opts)
+    if opts ~= nil then args.options(opts, START_OPTS, 2, fname) end
+    local on_done = opts and opts.on_done
+    if on_done ~= nil and type(on_done) ~= "function" then
+      args.bad(2, fname, "opts.on_done must be a function")
+    end
+    local encoded, err = call.encode(self, e, body, opts, fname)
+    if not encoded then return nil, err end
+    return jobs.start(self, e, encoded, opts, nil, on_done)
+  end
+end
+
+--- Sends many tasks, at most `concurrency` at once, and returns when every one has an
+-- outcome: on the client's jobs outside nginx, on `ngx.thread` light threads inside it. The
+-- list is checked before anything is sent. Also known as `update_recall_tasks`.
+-- @function Client:batch_recall_update
+-- @tparam {table,...} tasks the tasks, 1..n
+-- @tparam[opt] table opts `concurrency` (16), `deadline` (seconds for the whole batch),
+-- `on_done(res, err, index)`, `passthrough`, `retry_budget` (retries the batch may spend;
+-- default max(concurrency, 10% of the tasks); a success earns 0.1 back)
+-- @treturn {table,...} one per task, in order: `{ res = res }` or `{ err = err }`
+-- @raise when tasks is not a list of tables (naming the index), or opts is malformed
+local function batch_method(e, fname)
+  return function(self, list, opts)
+    return batch.run(self, e, list, opts, fname)
+  end
+end
+
+for _, e in ipairs(endpoints.list) do
+  local m = e.methods
+  Client[m.call] = call_method(e, m.call)
+  Client[m.prepare] = prepare_method(e, m.prepare)
+  Client[m.start] = start_method(e, m.start)
+  Client[m.batch] = batch_method(e, m.batch)
+  if e.older.call then Client[e.older.call] = call_method(e, e.older.call) end
+  if e.older.batch then Client[e.older.batch] = batch_method(e, e.older.batch) end
+end
+
+--- Advances every job of the client: starts what is due, reads what the sockets have, runs
+-- the callbacks of the jobs that ended. With no timeout (or 0) it never waits.
+-- @tparam[opt=0] number timeout seconds to wait for a job to end (0 to 86400)
+-- @treturn int how many jobs are not done
+-- @raise when timeout is not a number from 0 to 86400
+function Client:poll(timeout)
+  if timeout == nil then timeout = 0 end
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 or timeout > 86400 then
+    args.bad(1, "poll", "timeout must be a number of seconds from 0 to 86400")
+  end
+  return jobs.poll(self, timeout)
 end
 
 --- Ends the jobs in flight (no callback runs) and releases the connections. Later calls on the
@@ -286,11 +397,7 @@ end
 function Client:close()
   self.closed = true
   jobs.close(self)
-  local t = self.transport_handle
-  if t and t.close then t:close() end
+  for _, t in pairs(self.transports) do t:close() end
 end
-
-jobs.install(Client, RECALL_UPDATE)
-
 
 return _M

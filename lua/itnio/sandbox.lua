@@ -1,17 +1,20 @@
--- itnio.sandbox: the offline stand-in for the vendor's server, an OpenResty handler for
--- POST /voice/recallFlow/update. The control endpoints under /sandbox/ that tests use, and
--- the faults they queue, live apart in itnio.sandbox.control (M.control hands over to it).
+-- itnio.sandbox: the offline stand-in for the vendor's server, an OpenResty handler for every
+-- endpoint the core knows (itnio.endpoints: POST /voice/recallFlow/update). The control
+-- endpoints under /sandbox/ that tests use, and the faults they queue, live apart in
+-- itnio.sandbox.control (M.control hands over to it).
 --
--- It runs inside nginx with the Lua module (LuaJIT, Lua 5.1 API). bin/itnio-sandbox writes
--- the nginx config that calls these functions:
+-- It runs inside nginx with the Lua module (LuaJIT, Lua 5.1 API). itnio.sandbox.conf writes
+-- the nginx config that calls these functions (one route per endpoint):
 --
 --   init_by_lua_block          { require("itnio.sandbox").init(ngx.config.prefix() .. "conf/sandbox.conf") }
 --   header_filter_by_lua_block { require("itnio.sandbox").header_filter() }
---   location = /voice/recallFlow/update { content_by_lua_block { require("itnio.sandbox").update() } }
+--   location = /voice/recallFlow/update { content_by_lua_block { require("itnio.sandbox").serve("recall_update") } }
 --   location /sandbox/                  { content_by_lua_block { require("itnio.sandbox").control() } }
 --   location /                          { content_by_lua_block { require("itnio.sandbox").not_found() } }
 --
--- and three shared dicts: itnio_tasks, itnio_faults, itnio_stats.
+-- and three shared dicts: itnio_tasks, itnio_faults, itnio_stats. What an accepted request
+-- does is the endpoint's own (ACCEPT below): an edit of a Pending task for recall_update;
+-- an endpoint with nothing of its own is answered with success.
 --
 -- The Sign is checked with ngx.md5 (nginx's own MD5), independently of the core's signer; the
 -- body is checked with the core's validator, so the sandbox refuses what the core refuses.
@@ -248,7 +251,32 @@ local function rule_message(errs)
   return "parameter exception: " .. concat(parts, "; ")
 end
 
-function M.update()
+-- What an accepted request of an endpoint does: nil (then success), or the answer's code and
+-- message. decoded: the body as read; body: as the core wrote it.
+local ACCEPT = {}
+
+-- recall_update: only a Pending task may be edited; the body is stored as its new self.
+function ACCEPT.recall_update(decoded, body)
+  local id = id_string(decoded.keyId)
+  local t = tasks()
+  local status = t:get("status:" .. id)
+  if not status then return -22, "task " .. id .. " does not exist" end
+  if status ~= "Pending" then
+    return -22, "task " .. id .. " is not Pending (status " .. status
+      .. "), only Pending tasks can be edited"
+  end
+  local stored, err = t:safe_set("body:" .. id, body)
+  if not stored then
+    ngx.log(ngx.ERR, "itnio.sandbox: cannot store task ", id, ": ", err)
+    return -18, "system exception"
+  end
+  t:incr("updates:" .. id, 1, 0)
+  t:set("at:" .. id, ngx.now() + config.skew)
+  return nil
+end
+
+--- Answers one request to the endpoint named name, as the vendor would.
+function M.serve(name)
   local stats = ngx.shared.itnio_stats
   stats:incr("requests", 1, 0)
   if stats:add("conn:" .. ngx.var.connection, true) then stats:incr("connections", 1, 0) end
@@ -292,31 +320,26 @@ function M.update()
     return answer(-22, "parameter exception: body is not a JSON object")
   end
   -- Unknown scalar fields pass, as a server that ignores them would; typos still fail.
-  local ok, body, errs = pcall(core.encode_recall_update, decoded, PASSTHROUGH)
+  local ok, body, errs = pcall(core.encode, name, decoded, PASSTHROUGH)
   if not ok then
     ngx.log(ngx.ERR, "itnio.sandbox: the core raised: ", tostring(body))
     return answer(-22, "parameter exception: " .. tostring(body))
   end
   if not body then return answer(-22, rule_message(errs)) end
 
-  -- 5. the task
-  local id = id_string(decoded.keyId)
-  local t = tasks()
-  local status = t:get("status:" .. id)
-  if not status then return answer(-22, "task " .. id .. " does not exist") end
-  if status ~= "Pending" then
-    return answer(-22, "task " .. id .. " is not Pending (status " .. status
-      .. "), only Pending tasks can be edited")
+  -- 5. what the endpoint does
+  local accept = ACCEPT[name]
+  if accept then
+    local code, msg = accept(decoded, body)
+    if code then return answer(code, msg) end
   end
-  local stored, err = t:safe_set("body:" .. id, body)
-  if not stored then
-    ngx.log(ngx.ERR, "itnio.sandbox: cannot store task ", id, ": ", err)
-    return answer(-18, "system exception")
-  end
-  t:incr("updates:" .. id, 1, 0)
-  t:set("at:" .. id, ngx.now() + config.skew)
   stats:incr("accepted", 1, 0)
   return answer(0)
+end
+
+--- The handler of POST /voice/recallFlow/update (the name nginx configs of a first version call).
+function M.update()
+  return M.serve("recall_update")
 end
 
 function M.control()

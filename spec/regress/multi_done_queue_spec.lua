@@ -23,7 +23,7 @@ describe("regress: the multi handle's finished queue", function()
       assert.truthy(id)
       local status, err = m:take(id)
       assert.is_nil(status)
-      assert.equal("connect", err.kind)
+      assert.equal("connect", err.reason)
       seen = seen + 1
       m:add("GET", "http://127.0.0.1:1/", {})
       settle(m)

@@ -202,3 +202,77 @@ end
     end)
   end)
 end
+
+-- The sandbox as a user gets it: the rock installed for Lua 5.4 and for 5.1 into one tree (the
+-- sandbox runs in nginx's LuaJIT, which loads the 5.1 core), the tree's paths from `luarocks
+-- path` (as README says), and, from a clean directory, the installed itnio-sandbox started,
+-- a task updated with the installed itnio, a fault injected through the control plane and
+-- met, and the sandbox stopped.
+describe("the installed sandbox", function()
+  local tmp, tree, clean, env, installed
+
+  setup(function()
+    local dir, made = run("mktemp -d")
+    assert(made, dir)
+    tmp = dir:gsub("%s+$", "")
+    tree, clean = tmp .. "/tree", tmp .. "/clean"
+    local copied, cp_ok = run("mkdir " .. q(tmp .. "/src") .. " " .. q(clean) .. " && cd " .. q(ROOT)
+      .. " && cp -R csrc lua bin rockspec doc " .. q(tmp .. "/src"))
+    assert(cp_ok, copied)
+    local logs = {}
+    installed = true
+    for _, v in ipairs { "5.1", "5.4" } do
+      local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o && luarocks --lua-version " .. v
+        .. " --tree " .. q(tree) .. " make --deps-mode=none " .. ROCKSPEC)
+      logs[#logs + 1] = o
+      installed = installed and good
+    end
+    installed = installed or table.concat(logs, "\n")
+    env = "cd " .. q(clean) .. " && eval \"$(luarocks --lua-version 5.4 path --tree " .. q(tree) .. ")\" && "
+  end)
+  teardown(function()
+    if tree then run(env .. "itnio-sandbox stop --prefix " .. q(clean .. "/sb")) end
+    if tmp then run("rm -rf -- " .. q(tmp)) end
+  end)
+
+  it("starts from a clean directory, serves the installed itnio, takes a fault, and stops", function()
+    assert(installed == true, installed)
+    local port, tls_port = sandbox.free_ports()
+    local help, help_ok = run(env .. "itnio-sandbox --help")
+    assert(help_ok, help)
+    assert.truthy(help:find("POST   /sandbox/faults", 1, true), help)
+
+    local started, ok = run(env .. "itnio-sandbox start --prefix sb --port " .. port .. " --tls-port " .. tls_port)
+    assert(ok, started)
+    local url = started:match("http_url=(%S+)")
+    assert.equal("http://127.0.0.1:" .. port, url)
+    assert.equal(clean .. "/sb", started:match("prefix=(%S+)"))
+    assert.equal("running\n", (run(env .. "itnio-sandbox status --prefix sb")))
+    -- (it found the core nginx's LuaJIT loads in the tree's 5.1 part)
+    local conf = assert(io.open(clean .. "/sb/conf/nginx.conf", "rb")):read("*a")
+    assert.truthy(conf:find(tree .. "/lib/lua/5.1/?.so", 1, true), conf)
+
+    local task = '{"keyId":299,"recallType":0,"recallInterval":30,"recallNum":1,'
+      .. '"nodeList":[{"source":1,"voiceFileId":"installed.wav","hangUpSms":0,"toSeat":0}]}'
+    local itnio = env .. "printf '%s' " .. q(task) .. " | ITNIO_API_KEY=sandbox-key ITNIO_API_SECRET=sandbox-secret "
+      .. "ITNIO_BASE_URL=" .. q(url) .. " itnio recall-update -"
+    local sent, sent_ok = run(itnio)
+    assert(sent_ok, sent)
+    assert.equal("updated: code 0 (success), 1 attempt(s)\n", sent)
+
+    local fault, fault_ok = run("curl -fsS -X POST -H 'Content-Type: application/json' --data "
+      .. q('{"kind":"status","status":503,"retry_after":0}') .. " " .. url .. "/sandbox/faults")
+    assert(fault_ok, fault)
+    sent, sent_ok = run(itnio)
+    assert(sent_ok, sent)
+    assert.equal("updated: code 0 (success), 2 attempt(s)\n", sent)
+    local stats = run("curl -fsS " .. url .. "/sandbox/stats")
+    assert.truthy(stats:find('"requests":3', 1, true), stats)
+
+    local stopped, stop_ok = run(env .. "itnio-sandbox stop --prefix sb")
+    assert(stop_ok, stopped)
+    local status, status_ok = run(env .. "itnio-sandbox status --prefix sb")
+    assert.equal("stopped\n", status)
+    assert.is_false(status_ok)
+  end)
+end)

@@ -2,20 +2,22 @@
 -- inside nginx workers (the ngx transport, the OpenResty example).
 --
 --   local nginx = require "support.nginx"
---   local srv = nginx.start{ http = "...", server = "...", env = { NAME = "value" },
+--   local srv = nginx.start{ http = "...", server = "...", main = "...", workers = 1,
+--                            env = { NAME = "value" },
 --                            conf = "<a whole nginx.conf, instead of http/server>" }
 --   srv.url, srv.port, srv.prefix; srv:get(path) -> status, body, headers; srv:stop()
 --
--- Prefixes are build/test-nginx-<pid>-<n>; stop() removes its prefix unless
--- ITNIO_KEEP_SANDBOX=1. A whole `conf` may say $PORT, $PREFIX, $REPO and $MODULES.
+-- Its config comes from itnio.sandbox.conf, the sandbox's own writer. Prefixes are
+-- build/test-nginx-<pid>-<n>; stop() removes its prefix unless ITNIO_KEEP_SANDBOX=1. A whole
+-- `conf` may say $PORT, $PREFIX, $REPO and $MODULES.
 local socket  = require "socket"
 local http    = require "socket.http"
 local ltn12   = require "ltn12"
 local sandbox = require "support.sandbox"
+local conf    = require "itnio.sandbox.conf"
 
 local N = {}
 local counter = 0
-local MODDIR = "/usr/lib/nginx/modules"
 local q, run, ROOT = sandbox.shell_quote, sandbox.run, sandbox.root
 
 local function pid()
@@ -25,33 +27,23 @@ local function pid()
   return p or tostring(os.time())
 end
 
-local function modules()
-  local lines = {}
-  for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
-    local f = io.open(MODDIR .. "/" .. m, "rb")
-    if f then f:close(); lines[#lines + 1] = "load_module " .. MODDIR .. "/" .. m .. ";" end
-  end
-  return table.concat(lines, "\n")
+-- The directory of nginx's LuaJIT build of the core (make test-endpoint names its own).
+local function core_dir()
+  local dir = os.getenv("ITNIO_SANDBOX_CPATH")
+  if dir and dir ~= "" then return dir end
+  local out, ok = run("cd " .. q(ROOT) .. " && make -s LUA=luajit build")
+  if not ok then error("support.nginx: cannot build the LuaJIT core:\n" .. out, 3) end
+  return ROOT .. "/build/luajit"
 end
 
-local function user_line()
-  local out = run("id -u")
-  return out:match("^0%s*$") and "user root root;" or ""
-end
-
--- The specs' servers fill the one nginx config template (lua/itnio/sandbox/nginx.conf.in,
--- which bin/itnio-sandbox fills for the sandbox); $PORT, $PREFIX, $REPO and $MODULES are
--- filled in by N.start, as in a whole `conf` of the caller's.
-local function default_conf(opts)
-  local f = assert(io.open(ROOT .. "/lua/itnio/sandbox/nginx.conf.in", "rb"))
-  local template = f:read("*a")
-  f:close()
-  local fill = {
-    WRITER = "spec/support/nginx.lua", MODULES = "$MODULES", USER = user_line(), PREFIX = "$PREFIX",
-    REPO = "$REPO", LOG_LEVEL = "info", EXTRA_LUA_PATH = "$REPO/spec/?.lua;", MAIN = opts.main or "",
-    HTTP = opts.http or "", SERVER = "    listen 127.0.0.1:$PORT;\n" .. (opts.server or ""),
+-- The specs' servers take the sandbox's config writer.
+local function default_conf(opts, prefix, port)
+  return conf.render{
+    writer = "spec/support/nginx.lua", prefix = prefix, log_level = "info",
+    user = run("id -u"):match("^0%s*$") and "user root root;" or "", workers = opts.workers,
+    lua_path = { ROOT .. "/lua", ROOT .. "/spec" }, lua_cpath = { core_dir() }, main = opts.main,
+    http = opts.http, server = "    listen 127.0.0.1:" .. port .. ";\n" .. (opts.server or ""),
   }
-  return (template:gsub("@([%u_]+)@", function(name) return fill[name] end))
 end
 
 local Server = {}
@@ -63,15 +55,15 @@ function N.start(opts)
   local prefix = ROOT .. "/build/test-nginx-" .. pid() .. "-" .. counter
   local port = sandbox.free_ports()
   run("rm -rf " .. q(prefix) .. " && mkdir -p " .. q(prefix .. "/conf") .. " " .. q(prefix .. "/logs"))
-  local conf = (opts.conf or default_conf(opts))
-    :gsub("%$MODULES", function() return modules() end)
+  local text = (opts.conf or default_conf(opts, prefix, port))
+    :gsub("%$MODULES", function() return (conf.modules()) end)
     :gsub("%$PORT", tostring(port)):gsub("%$PREFIX", prefix):gsub("%$REPO", ROOT)
   local f = assert(io.open(prefix .. "/conf/nginx.conf", "wb"))
-  f:write(conf)
+  f:write(text)
   f:close()
   local env = { "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT" }
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
-  local out, ok = run("cd " .. q(ROOT) .. " && make -s LUA=luajit build && " .. table.concat(env, " ")
+  local out, ok = run("cd " .. q(ROOT) .. " && " .. table.concat(env, " ")
     .. " nginx -p " .. q(prefix .. "/") .. " -c conf/nginx.conf -e " .. q(prefix .. "/logs/error.log"))
   local self = setmetatable({ prefix = prefix, port = port, url = "http://127.0.0.1:" .. port }, Server)
   if not ok then error("nginx did not start: " .. out .. "\n" .. self:error_log(), 2) end

@@ -92,8 +92,8 @@ end
 -- method it must refuse.
 function cases.method(args)
   local t = require("itnio.transport.ngx").new{ max_body = 65536 }
-  local resp, err = t{ method = "GET", url = args.base .. "/sandbox/stats", headers = {}, timeout = 2 }
-  local _, put_err = t{ method = "PUT", url = args.base .. "/sandbox/stats", headers = {}, body = "", timeout = 2 }
+  local resp, err = t:send{ method = "GET", url = args.base .. "/sandbox/stats", headers = {}, timeout = 2 }
+  local _, put_err = t:send{ method = "PUT", url = args.base .. "/sandbox/stats", headers = {}, body = "", timeout = 2 }
   return { status = resp and resp.status, body = resp and resp.body, err = err and err.message,
            put = put_err and put_err.message }
 end

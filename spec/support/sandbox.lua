@@ -1,6 +1,8 @@
--- A private sandbox for busted specs: starts bin/itnio-sandbox in its own prefix on free ports
--- and controls it over its /sandbox/ endpoints with LuaSocket's socket.http (independent of the
--- client under test).
+-- A private sandbox for busted specs: starts one with itnio.sandbox.launcher (what
+-- bin/itnio-sandbox runs) in its own prefix on free ports, and controls it over its /sandbox/
+-- endpoints with LuaSocket's socket.http (independent of the client under test). The sandbox
+-- plays the endpoints of the core the spec runs with (make test-endpoint's has a second one;
+-- ITNIO_SANDBOX_CPATH names nginx's LuaJIT build of it).
 --
 --   local sandbox = require "support.sandbox"
 --   local sb = sandbox.start{ skew = 0, hold_ms = 0, allow_ip = nil, window = nil, http2 = false,
@@ -17,40 +19,14 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local launcher = require "itnio.sandbox.launcher"
 
 local S = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-S.shell_quote = shell_quote
-
--- Children never inherit a sanitizer runtime preloaded into the spec process (make asan).
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-S.clean_env = CLEAN_ENV
-
--- Runs a shell command; returns its output (stdout and stderr) and whether it exited 0.
--- The status travels in the output: LuaJIT's pipe:close() does not report it. keep_env: the
--- child keeps a preloaded sanitizer runtime (a Lua that loads the same instrumented core).
-local function run(cmd, keep_env)
-  local p = assert(io.popen((keep_env and "" or CLEAN_ENV) .. "sh -c " .. shell_quote(cmd)
-    .. " 2>&1; echo \"__rc=$?\"", "r"))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body or out, rc == "0"
-end
-S.run = run
-
--- The repository root, from this file's own location.
-local function find_root()
-  local src = debug.getinfo(1, "S").source
-  src = src:sub(1, 1) == "@" and src:sub(2) or "spec/support/sandbox.lua"
-  local dir = src:match("^(.*)/[^/]*$") or "."
-  local out = run("cd " .. shell_quote(dir .. "/../..") .. " && pwd -P")
-  return (out:gsub("%s+$", ""))
-end
-S.root = find_root()
+-- The shell toolkit lives in support.shell; a sandbox's specs reach it through here too.
+local shell = require "support.shell"
+local shell_quote, run, free_ports = shell.quote, shell.run, shell.free_ports
+S.shell_quote, S.run, S.free_ports, S.clean_env, S.root = shell.quote, shell.run, shell.free_ports, shell.clean_env, shell.root
 S.launcher = S.root .. "/bin/itnio-sandbox"
 
 local function my_pid()
@@ -64,24 +40,6 @@ end
 local PID = my_pid()
 local counter = 0
 
--- Two distinct free ports: bound to port 0 together, then released.
-local function free_ports()
-  local a = assert(socket.bind("127.0.0.1", 0))
-  local b = assert(socket.bind("127.0.0.1", 0))
-  local _, pa = a:getsockname()
-  local _, pb = b:getsockname()
-  a:close()
-  b:close()
-  return tonumber(pa), tonumber(pb)
-end
-S.free_ports = free_ports
-
-local function ensure_core()
-  local f = io.open(S.root .. "/build/luajit/itnio/core.so", "rb")
-  if f then f:close(); return end
-  local out, ok = run("cd " .. shell_quote(S.root) .. " && make -s LUA=luajit build")
-  if not ok then error("support.sandbox: cannot build the LuaJIT core:\n" .. out, 3) end
-end
 
 -- cjson.null -> nil, recursively.
 local function denull(v)
@@ -182,22 +140,21 @@ function Sandbox:error_log()
   return read_file(self.prefix .. "/logs/error.log") or ""
 end
 
+-- Runs bin/itnio-sandbox on this sandbox's prefix (the command line itself, for its specs).
 function Sandbox:launch(cmd, ...)
   local args = { shell_quote(S.launcher), cmd, "--prefix", shell_quote(self.prefix) }
   for i = 1, select("#", ...) do args[#args + 1] = shell_quote((select(i, ...))) end
   return run(table.concat(args, " "))
 end
 
--- "running" or "stopped", from bin/itnio-sandbox status.
+-- "running" or "stopped".
 function Sandbox:status()
-  local out = self:launch("status")
-  return (out:gsub("%s+$", ""))
+  return launcher.status(self.prefix)
 end
 
 function Sandbox:stop()
   if self.stopped then return end
-  local out, ok = self:launch("stop")
-  if not ok then error("support.sandbox: stop failed: " .. out, 2) end
+  launcher.stop(self.prefix)
   self.stopped = true
   if os.getenv("ITNIO_KEEP_SANDBOX") ~= "1" then
     run("rm -rf -- " .. shell_quote(self.prefix))
@@ -207,44 +164,27 @@ end
 -- Starts a private sandbox; see the top of this file for the options.
 function S.start(opts)
   opts = opts or {}
-  ensure_core()
   local last
   for _ = 1, 3 do -- a port taken between free_ports() and nginx's bind: try others
     counter = counter + 1
     local prefix = ("%s/build/test-sandbox-%s-%d"):format(S.root, PID, counter)
     local port, tls_port = free_ports()
-    local args = { "start", "--prefix", prefix, "--port", port, "--tls-port", tls_port }
-    local function opt(name, v)
-      if type(v) == "number" then v = ("%.0f"):format(v) end
-      if v ~= nil then args[#args + 1] = name; args[#args + 1] = v end
-    end
-    opt("--skew", opts.skew)
-    opt("--window", opts.window)
-    opt("--hold-ms", opts.hold_ms)
-    if opts.http2 then opt("--http2", 1) end
-    opt("--keepalive-timeout", opts.keepalive_timeout)
-    opt("--key", opts.key)
-    opt("--secret", opts.secret)
     local allow = opts.allow_ip
     if type(allow) == "table" then allow = table.concat(allow, ",") end
-    opt("--allow-ip", allow)
-    for i, a in ipairs(args) do args[i] = shell_quote(a) end
-    local out, ok = run(shell_quote(S.launcher) .. " " .. table.concat(args, " "))
-    if ok then
+    local info, err = launcher.start{ prefix = prefix, port = port, tls_port = tls_port,
+      skew = opts.skew, window = opts.window, hold_ms = opts.hold_ms, http2 = opts.http2 and true or nil,
+      keepalive = opts.keepalive_timeout, key = opts.key, secret = opts.secret, allow_ip = allow,
+      workers = opts.workers }
+    if info then
       local sb = setmetatable({ port = port, tls_port = tls_port,
         api_secret = opts.secret or "sandbox-secret" }, Sandbox)
-      for k, v in out:gmatch("([%w_]+)=([^\n]*)") do sb[k] = v end
-      if not (sb.http_url and sb.https_url and sb.cafile and sb.api_key and sb.prefix) then
-        run(shell_quote(S.launcher) .. " stop --prefix " .. shell_quote(prefix))
-        error("support.sandbox: unexpected output of itnio-sandbox start:\n" .. out, 2)
-      end
+      for k, v in pairs(info) do sb[k] = v end
       return sb
     end
-    local log = read_file(prefix .. "/logs/error.log") or ""
-    last = out .. (out:find("error.log", 1, true) and "" or ("\nerror.log:\n" .. log:sub(-2000)))
-    if not (last:find("Address already in use", 1, true)) then break end
+    last = err
+    if not err:find("Address already in use", 1, true) then break end
   end
-  error("support.sandbox: nginx did not start:\n" .. last, 2)
+  error("support.sandbox: the sandbox did not start:\n" .. last, 2)
 end
 
 return S

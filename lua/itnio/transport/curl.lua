@@ -1,9 +1,23 @@
---- The libcurl transport (the default outside nginx): one easy handle per client, so
--- consecutive calls ride one keep-alive connection. libcurl itself resends a request
--- once on a fresh connection when a reused one turns out closed before any answer.
+--- The libcurl transport (the default outside nginx). One object per client, with both ways
+-- to wait:
+--
+--   local t = curl.new(opts)
+--   local resp, failure = t:send(req)       blocking, on one easy handle (keep-alive)
+--   local id, failure = t:submit(req)       starts a request on one multi handle; never waits
+--   t:open() -> true | nil, failure         makes that handle now (submit makes it too)
+--   local id, resp, failure = t:ready()     a finished request (or nil); t:wait(seconds)
+--   t:cancel(id) -> sent    t:pending()    t:close()
+--
+-- A request is { method, url, body, timeout, connect_timeout, headers } (the client's own
+-- also carry `lines`, its headers as libcurl takes them, made once a second). An answer is
+-- { status, headers, body, reused }, headers with lower-case names (parsed on first use: most
+-- answers never need one); a failure is { reason, code, message, sent, answered }, reason as
+-- TransportError's. libcurl itself resends a request once on a fresh connection when a
+-- reused one turns out closed before any answer.
 local core = require "itnio.core"
 
-local pairs, sort = pairs, table.sort
+local pairs, setmetatable, rawset, pcall, tostring = pairs, setmetatable, rawset, pcall, tostring
+local sort = table.sort
 
 local _M = {}
 
@@ -11,6 +25,7 @@ _M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.cur
 
 --- The options of a libcurl handle (http_new, multi_new) from the client's transport options:
 -- cafile, capath, proxy, user_agent, max_body, insecure (exactly true turns verification off).
+-- @tparam table opts the client's transport options
 function _M.handle_opts(opts)
   return {
     cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy, max_body = opts.max_body,
@@ -18,23 +33,125 @@ function _M.handle_opts(opts)
   }
 end
 
---- _M.new(opts) -> transport function, handle (opts: see handle_opts). Its answers carry the
--- raw header block as `head` (parsed only when the client needs a header), not `headers`.
+-- An answer's headers, parsed from libcurl's raw block the first time one is read (then a
+-- plain table: pairs sees them all).
+local RAW = {}
+local lazy = {}
+lazy.__index = function(h, name)
+  local raw = h[RAW]
+  setmetatable(h, nil)
+  h[RAW] = nil
+  for k, v in pairs(core.parse_headers(raw)) do rawset(h, k, v) end
+  return h[name]
+end
+local function headers_of(head)
+  return setmetatable({ [RAW] = head }, lazy)
+end
+
+--- An answer's headers as a plain table (lower-case names), whoever made them.
+-- @tparam table resp an answer
+function _M.headers(resp)
+  local h = resp.headers
+  if h[RAW] ~= nil then local _ = h.date end   -- (parses them all)
+  return h
+end
+
+-- A request's header lines, as libcurl takes them.
+local function lines_of(req)
+  local lines = req.lines
+  if lines then return lines end
+  lines = {}
+  for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
+  sort(lines)
+  return lines
+end
+
+local Curl = {}
+Curl.__index = Curl
+Curl.name = "curl"
+
+--- _M.new(opts) -> the transport (opts: see handle_opts). Its handles are made on first use.
+-- @tparam table opts the client's transport options
 function _M.new(opts)
-  local h = core.http_new(_M.handle_opts(opts))
-  local function transport(req)
-    local lines = req.lines   -- the client's own requests carry their header lines ready
-    if not lines then
-      lines = {}
-      for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
-      sort(lines)
-    end
-    local status, head, body, reused = h:perform(req.method, req.url, lines, req.body,
-                                                 req.timeout, req.connect_timeout)
-    if not status then return nil, head end
-    return { status = status, head = head, body = body, reused = reused }
+  return setmetatable({ opts = _M.handle_opts(opts) }, Curl)
+end
+
+--- Sends one request and waits for its answer.
+-- @tparam table req the request
+function Curl:send(req)
+  local h = self.easy
+  if not h then
+    h = core.http_new(self.opts)
+    self.easy = h
   end
-  return transport, h
+  local status, head, body, reused = h:perform(req.method, req.url, lines_of(req), req.body,
+                                               req.timeout, req.connect_timeout)
+  if not status then return nil, head end
+  return { status = status, headers = headers_of(head), body = body, reused = reused }
+end
+
+--- Makes the multi handle the asynchronous pair rides, unless it is made: true, or nil,
+-- failure (no descriptor or memory left for it).
+function Curl:open()
+  if self.multi then return true end
+  local ok, made = pcall(core.multi_new, self.opts)
+  if not ok then
+    return nil, { reason = "other", sent = false, message = "could not start a job: " .. tostring(made) }
+  end
+  self.multi = made
+  return true
+end
+
+--- Starts a request on the multi handle: its id, or nil, failure (no descriptor or memory
+-- left for the handle). Nothing leaves before ready or wait runs.
+-- @tparam table req the request
+function Curl:submit(req)
+  local made, failure = self:open()
+  if not made then return nil, failure end
+  local m = self.multi
+  local ok, id = pcall(m.add, m, req.method, req.url, lines_of(req), req.body, req.timeout,
+                       req.connect_timeout)
+  if not ok then
+    return nil, { reason = "other", sent = false, message = "could not start the transfer: " .. tostring(id) }
+  end
+  return id
+end
+
+--- Does what the sockets have ready, and gives one finished request: id, answer, or id,
+-- nil, failure; nil when none has finished. (Keep calling it until nil.)
+function Curl:ready()
+  local m = self.multi
+  if not m then return nil end
+  local id = m:next_done()
+  if not id then
+    m:perform()
+    id = m:next_done()
+    if not id then return nil end
+  end
+  local status, head, body, reused = m:take(id)
+  if not status then return id, nil, head end
+  return id, { status = status, headers = headers_of(head), body = body, reused = reused }
+end
+
+--- Stops a request in flight: whether any byte of it left.
+-- @param id the request's id, from submit
+function Curl:cancel(id)
+  local m = self.multi
+  return m ~= nil and m:cancel(id) == true
+end
+
+--- Waits at most seconds until a request has something to do.
+-- @tparam number seconds the most to wait
+function Curl:wait(seconds)
+  local m = self.multi
+  if m then m:wait(seconds) else core.sleep(seconds) end
+end
+
+--- Frees both handles (requests in flight end); the transport can be used again after.
+function Curl:close()
+  if self.easy then self.easy:close() end
+  if self.multi then self.multi:close() end
+  self.easy, self.multi = nil, nil
 end
 
 return _M

@@ -1,4 +1,7 @@
 --- The OpenResty transport: HTTP/1.1 on nginx cosockets, so a call never blocks the worker.
+-- It has the blocking way to wait only (t:send(req), which yields inside nginx); the
+-- transports' shapes are transport/curl.lua's: a request in, { status, headers, body,
+-- reused } or nil, { reason, message, sent } out.
 -- TLS is verified against nginx's lua_ssl_trusted_certificate unless the client was made
 -- with insecure = true. Connections go back to nginx's keep-alive pool when the answer
 -- allows it. The HTTP reader is small and strict: it reads one answer to one POST, caps
@@ -7,7 +10,7 @@
 local ngx = ngx   -- luacheck: ignore
 local tcp = ngx.socket.tcp
 
-local tonumber, tostring, pairs = tonumber, tostring, pairs
+local tonumber, tostring, pairs, setmetatable = tonumber, tostring, pairs, setmetatable
 local concat, sort = table.concat, table.sort
 local find, lower, sub, format = string.find, string.lower, string.sub, string.format
 local min = math.min
@@ -32,9 +35,9 @@ local function parse_url(url)
   return scheme, host, port, path
 end
 
-local function fail(sock, kind, message, sent)
+local function fail(sock, reason, message, sent)
   if sock then sock:close() end
-  return nil, { kind = kind, message = message, sent = sent }
+  return nil, { reason = reason, message = message, sent = sent }
 end
 
 local function io_kind(err)
@@ -220,9 +223,23 @@ local function read_answer(rd, max_body)
   return headers, body, keep
 end
 
---- _M.new(opts) -> transport function. opts: insecure, max_body, user_agent,
--- connect_timeout (seconds). opts.cafile/capath do not apply here: nginx verifies with
+local Ngx = {}
+Ngx.__index = Ngx
+Ngx.name = "ngx"
+
+--- Sends one request and waits (yielding) for its answer.
+-- @tparam table req the request
+function Ngx:send(req)
+  return self.perform(req)
+end
+
+--- Nothing to free: nginx's keep-alive pool owns the connections.
+function Ngx.close() end
+
+--- _M.new(opts) -> the transport. opts: insecure, max_body, user_agent, connect_timeout
+-- (seconds). opts.cafile/capath do not apply here: nginx verifies with
 -- lua_ssl_trusted_certificate (and lua_ssl_verify_depth) from its configuration.
+-- @tparam table opts the client's transport options
 function _M.new(opts)
   local insecure = opts.insecure == true
   local max_body = opts.max_body or 1024 * 1024
@@ -230,7 +247,7 @@ function _M.new(opts)
 
   local last_url, last   -- a client sends to one URL: parse it once, not on every request
 
-  return function(req)
+  local function perform(req)
     if req.url ~= last_url then last_url, last = req.url, { parse_url(req.url) } end
     local scheme, host, port, path = last[1], last[2], last[3], last[4]
     if not scheme then return fail(nil, "other", "cannot parse url " .. tostring(req.url), false) end
@@ -335,6 +352,7 @@ function _M.new(opts)
     end
     return fail(nil, "reset", "every pooled connection was closed by the server", false)
   end
+  return setmetatable({ perform = perform }, Ngx)
 end
 
 return _M
