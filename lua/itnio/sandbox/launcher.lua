@@ -33,9 +33,12 @@ local function q(s)
 end
 
 -- Runs a shell command: its output and whether it exited 0 (the status travels in the
--- output: LuaJIT's and 5.1's pipe:close() do not report it).
+-- output: LuaJIT's and 5.1's pipe:close() do not report it). What it runs (nginx, openssl,
+-- kill, pgrep) never inherits a sanitizer runtime preloaded into the Lua that runs the
+-- launcher (make asan): nginx and pgrep hang under one.
 local function sh(cmd)
-  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"__rc=$?\"", "r")
+  local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS sh -c " .. q("(" .. cmd .. ") 2>&1")
+    .. "; echo \"__rc=$?\"", "r")
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
