@@ -75,6 +75,10 @@ itnio_buf *itnio_buf_borrow(lua_State *L, size_t hint) {
 
 void itnio_buf_pushkeep(lua_State *L, itnio_buf *b, int idx) {
   lua_pushlstring(L, b->p ? b->p : "", b->len);
+  itnio_buf_giveback(L, b, idx);
+}
+
+void itnio_buf_giveback(lua_State *L, itnio_buf *b, int idx) {
   if (b->cap > ITNIO_KEEP_BUF) {
     buf_free(b);
     return;

@@ -20,6 +20,21 @@
 #  define itnio_newuserdata(L, sz)     lua_newuserdata((L), (sz))
 #endif
 
+/* A userdata with one Lua value of its own (a table): its user value, or 5.1's environment. */
+#if LUA_VERSION_NUM >= 504
+#  define itnio_newuserdata1(L, sz)    lua_newuserdatauv((L), (sz), 1)
+#  define itnio_getuservalue(L, i)     ((void)lua_getiuservalue((L), (i), 1))
+#  define itnio_setuservalue(L, i)     ((void)lua_setiuservalue((L), (i), 1))
+#elif LUA_VERSION_NUM >= 502
+#  define itnio_newuserdata1(L, sz)    lua_newuserdata((L), (sz))
+#  define itnio_getuservalue(L, i)     ((void)lua_getuservalue((L), (i)))
+#  define itnio_setuservalue(L, i)     lua_setuservalue((L), (i))
+#else
+#  define itnio_newuserdata1(L, sz)    lua_newuserdata((L), (sz))
+#  define itnio_getuservalue(L, i)     lua_getfenv((L), (i))
+#  define itnio_setuservalue(L, i)     ((void)lua_setfenv((L), (i)))
+#endif
+
 #if LUA_VERSION_NUM >= 503
 #  define itnio_isinteger(L, i)        lua_isinteger((L), (i))
 #else

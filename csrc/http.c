@@ -57,7 +57,7 @@ int itnio_http_new(lua_State *L) {
  * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came */
 int itnio_http_perform(lua_State *L) {
   itnio_http *h = check_http(L);
-  itnio_xfer_request(L, &h->x, 2, 0);
+  itnio_xfer_request(L, &h->x, 2, ITNIO_BODY_REF);   /* the argument lives through the call */
   return itnio_xfer_finish(L, &h->x, curl_easy_perform(h->x.easy));
 }
 

@@ -45,6 +45,9 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L);
 #define ITNIO_MAX_BODY     (1024 * 1024) /* an answer's body, unless the client says otherwise */
 /* Integers must be exact in every JSON reader and in LuaJIT's doubles (RFC 8259, section 6). */
 #define ITNIO_SAFE_INT     9007199254740991.0   /* 2^53 - 1 */
+#define ITNIO_MULTI_SLOTS  ((lua_Integer)1 << 20)   /* transfers of one multi handle at once */
+
+typedef struct itnio_buf itnio_buf;   /* buf.c */
 
 /* ---- itnio_core.c ---- */
 
@@ -94,6 +97,8 @@ typedef struct itnio_xrule {
   const char   *message;    /* EXCLUDES: what a forbidden field is told */
 } itnio_xrule;
 
+#define ITNIO_INDEX_SIZE 128   /* slots of a schema's field index (a hash of the names) */
+
 typedef struct itnio_schema {
   const char        *name;        /* "task", "node": what the messages call it */
   const char        *unknown_rule;/* the rule an unknown field breaks (T6, N24) */
@@ -101,6 +106,7 @@ typedef struct itnio_schema {
   int                nfields;
   const itnio_xrule *xrules;
   int                nxrules;
+  unsigned char     *index;       /* ITNIO_INDEX_SIZE slots: field + 1, or 0; built once */
 } itnio_schema;
 
 typedef struct itnio_endpoint {
@@ -116,7 +122,8 @@ extern const itnio_endpoint itnio_endpoints[];
 extern const int itnio_nendpoints;
 /* The endpoint of that name, or NULL. */
 const itnio_endpoint *itnio_endpoint_find(const char *name);
-/* NULL, or the name of a row whose condition or rule names a row it cannot. */
+/* Builds the schemas' field indexes, once per process (thread-safe); NULL, or the name of a
+ * row whose condition or rule names a row it cannot. luaopen calls it before anything else. */
 const char *itnio_schema_problem(void);
 /* Field index by exact name, or -1. */
 int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
@@ -124,6 +131,12 @@ int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl);
 int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
 
 /* ---- validate.c ---- */
+/* Walks the table at stack index task against e's rules, writing the body into the state's
+ * spare buffer. Pushes two values: nil and the buffer's userdata, whose buffer it returns
+ * (give it back with itnio_buf_pushkeep); or, when rules broke, the errors array and the
+ * buffer's userdata, and returns NULL. null_idx: the caller's JSON null, or 0. */
+itnio_buf *itnio_encode_body(lua_State *L, const itnio_endpoint *e, int task, int passthrough,
+                             int null_idx);
 int itnio_encode(lua_State *L);
 int itnio_encode_recall_update(lua_State *L);
 int itnio_endpoints_list(lua_State *L);
@@ -131,12 +144,12 @@ int itnio_endpoints_list(lua_State *L);
 /* ---- buf.c: growable buffers ---- */
 
 /* A buffer whose memory a Lua userdata owns (freed by __gc if anything raises). */
-typedef struct itnio_buf {
+struct itnio_buf {
   char     *p;
   size_t    len, cap;
   lua_Alloc alloc;
   void     *ud;
-} itnio_buf;
+};
 
 /* Pushes a userdata that owns the buffer. */
 itnio_buf *itnio_buf_new(lua_State *L, size_t hint);
@@ -150,6 +163,8 @@ itnio_buf *itnio_buf_borrow(lua_State *L, size_t hint);
 /* Pushes the contents as a Lua string and gives the buffer (its userdata at stack index
  * idx) back as the spare, emptied; a large one is freed instead. */
 void       itnio_buf_pushkeep(lua_State *L, itnio_buf *b, int idx);
+/* Gives the buffer back as the spare, as itnio_buf_pushkeep does, without making a string. */
+void       itnio_buf_giveback(lua_State *L, itnio_buf *b, int idx);
 
 static inline void itnio_buf_addmem(lua_State *L, itnio_buf *b, const char *s, size_t n) {
   if (b->cap - b->len < n) itnio_buf_reserve(L, b, n);
@@ -206,10 +221,13 @@ typedef struct itnio_xfer {
   CURL              *easy;
   struct curl_slist *hdrs;        /* the last request's header list (kept while it is the same) */
   itnio_membuf       body, head;  /* the answer */
+  itnio_membuf       req;         /* the request's body, when the transfer owns it (BODY_OWN) */
+  char              *url;         /* the URL libcurl has (set again only when it changes) */
   size_t             max_body;
   int                too_large;   /* the answer passed max_body: a callback stopped it */
   int                head_too_large; /* its headers passed ITNIO_MAX_HEAD */
   int                oom;         /* a callback could not allocate */
+  int                fast;        /* a plain success comes as true, message (see finish) */
   char               errbuf[CURL_ERROR_SIZE];
 } itnio_xfer;
 
@@ -222,13 +240,23 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts);
 /* Points the callbacks and the error buffer at x (after curl_easy_duphandle). */
 void itnio_xfer_bind(lua_State *L, itnio_xfer *x);
 /* Sets one request from the arguments a..a+5 (method, url, header lines, body, timeout,
- * connect_timeout); copy: libcurl keeps its own copy of the body. */
-void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy);
+ * connect_timeout). body_mode: ITNIO_BODY_REF, libcurl reads the string argument in place
+ * (the caller keeps it alive until the transfer ends); ITNIO_BODY_OWN, it reads x->req,
+ * filled by the caller (the argument is ignored). */
+enum { ITNIO_BODY_REF, ITNIO_BODY_OWN };
+void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int body_mode);
 /* Did any byte of the request leave this process? */
 int  itnio_xfer_sent(itnio_xfer *x);
 /* Pushes the outcome and returns the count: status, head, body, reused on an answer (any
- * HTTP status), or nil, { reason, code, message, sent, answered } when no answer came. */
+ * HTTP status), or nil, { reason, code, message, sent, answered } when no answer came; with
+ * x->fast, true and the message (or nil) for an answer that is a plain success. */
 int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc);
+/* Is this answer a plain success: HTTP 200, and a body that is one JSON object of "code" (0 or
+ * "0"), and at most a "msg" (a string without escapes or control characters) and a "data"
+ * (null), each once, in any order? Then *msg points into body at the message (NULL when
+ * there is none) and it returns 1. Every other answer needs the Lua layer's decision. */
+int  itnio_plain_success(long status, const char *body, size_t n, const char **msg, size_t *msglen);
+int  itnio_plain_success_lua(lua_State *L);
 /* Frees everything the transfer owns; safe to call twice. */
 void itnio_xfer_release(itnio_xfer *x);
 /* The headers of one answer (raw "Name: value" lines) as a table of lower-case names. */
@@ -247,6 +275,7 @@ int itnio_http_tostring(lua_State *L);
 #define ITNIO_MULTI_MT "itnio.Multi"
 int itnio_multi_new(lua_State *L);
 int itnio_multi_add(lua_State *L);
+int itnio_multi_add_task(lua_State *L);
 int itnio_multi_perform(lua_State *L);
 int itnio_multi_next_done(lua_State *L);
 int itnio_multi_take(lua_State *L);

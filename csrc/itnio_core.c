@@ -12,6 +12,10 @@
 /*** The most broken rules one `encode` reports.
  * @field MAX_ERRORS 100 */
 
+/*** How many transfers a multi handle holds at once: a transfer's id is its generation times
+ * this, plus its slot, plus one.
+ * @field MULTI_SLOTS 2^20 */
+
 /*** The event backend of the multi handle.
  * @field EVENTS `"epoll"` (Linux) or `"poll"` (elsewhere, or a build with EVENTS=poll) */
 
@@ -29,6 +33,7 @@ static const luaL_Reg core_funcs[] = {
   { "http_new",             itnio_http_new },
   { "multi_new",            itnio_multi_new },
   { "parse_headers",        itnio_parse_headers },
+  { "plain_success",        itnio_plain_success_lua },
   { "curl_version",         itnio_curl_version },
   { "now",                  itnio_clock_now },
   { "time",                 itnio_clock_time },
@@ -44,6 +49,7 @@ static const luaL_Reg http_methods[] = {
 
 static const luaL_Reg multi_methods[] = {
   { "add",       itnio_multi_add },
+  { "add_task",  itnio_multi_add_task },
   { "perform",   itnio_multi_perform },
   { "next_done", itnio_multi_next_done },
   { "take",      itnio_multi_take },
@@ -92,5 +98,7 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
   lua_setfield(L, -2, "MAX_ERRORS");
   lua_pushstring(L, itnio_events_backend);
   lua_setfield(L, -2, "EVENTS");
+  lua_pushinteger(L, ITNIO_MULTI_SLOTS);
+  lua_setfield(L, -2, "MULTI_SLOTS");
   return 1;
 }

@@ -143,6 +143,13 @@ size_t itnio_fmt_double(char *out, double v) {
 
 void itnio_json_double(lua_State *L, itnio_buf *b, double v) {
   char tmp[32];
-  size_t n = itnio_fmt_double(tmp, v);
+  size_t n;
+  /* A whole number below 10^15 is its digits, as %.15g writes it (1.0 is "1"): no printf and
+   * strtod round trip for the floats 5.3+ gives for whole JSON numbers and literals like 1.0. */
+  if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+    itnio_json_integer(L, b, (int64_t)v);
+    return;
+  }
+  n = itnio_fmt_double(tmp, v);
   itnio_buf_addmem(L, b, tmp, n);
 }

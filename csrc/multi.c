@@ -3,6 +3,8 @@
  *
  *   m = core.multi_new(opts)           same options as core.http_new
  *   id = m:add(method, url, header_lines, body, timeout, connect_timeout)
+ *   id = m:add_task(method, url, header_lines, task, timeout, connect_timeout, endpoint,
+ *                   passthrough)       the body encoded by the core straight into the transfer
  *   running = m:perform()              does what is ready on the sockets; never blocks
  *   id = m:next_done()                 a finished transfer's id, or nil
  *   ... = m:take(id)                   its outcome, as http:perform returns it; frees it
@@ -19,7 +21,8 @@
  * Memory: the userdata is made (zeroed, with __gc) before anything is allocated; the slot
  * table, the finished queue and each transfer hang off it the moment they exist, so a raise
  * anywhere (a bad argument, no memory) leaks nothing, and __gc/close free whatever is left,
- * transfers in flight included. Transfers are never handed to Lua as pointers: Lua holds an
+ * transfers in flight included. A body given as a Lua string is read in place, never copied:
+ * the Multi's user value (a table) holds it, by slot, until its transfer is taken or stopped. Transfers are never handed to Lua as pointers: Lua holds an
  * integer id (slot and generation), so a stale id finds nothing instead of freed memory. */
 /***
  * @submodule itnio.core
@@ -31,8 +34,7 @@
 
 #include "itnio.h"
 
-#define SLOT_BITS   20                       /* up to 2^20 transfers at once */
-#define SLOT_COUNT  ((lua_Integer)1 << SLOT_BITS)
+#define SLOT_COUNT  ITNIO_MULTI_SLOTS   /* transfers at once; an id is gen * SLOT_COUNT + slot + 1 */
 #define IDLE_KEEP   32                       /* finished easy handles kept for reuse */
 
 enum { X_FREE = 0, X_RUNNING, X_DONE };
@@ -140,11 +142,13 @@ int itnio_multi_new(lua_State *L) {
   itnio_multi *m;
   int err;
   luaL_checktype(L, 1, LUA_TTABLE);
-  m = (itnio_multi *)itnio_newuserdata(L, sizeof *m);
+  m = (itnio_multi *)itnio_newuserdata1(L, sizeof *m);
   memset(m, 0, sizeof *m);
   m->timer_at = -1.0;
   luaL_getmetatable(L, ITNIO_MULTI_MT);
   lua_setmetatable(L, -2);
+  lua_newtable(L);   /* the bodies in flight, by slot */
+  itnio_setuservalue(L, -2);
   if ((err = itnio_events_open(&m->ev)) != 0)
     return luaL_error(L, "itnio: the event backend (%s) could not open (%s)", itnio_events_backend, strerror(err));
   if (!(m->multi = curl_multi_init())) return luaL_error(L, "itnio: curl_multi_init failed");
@@ -215,44 +219,48 @@ static void recycle(itnio_multi *m, size_t slot) {
   mxfer *t = m->slots[slot];
   t->state = X_FREE;
   t->gen++;
-  if (m->nidle >= IDLE_KEEP || t->x.body.cap > ITNIO_KEEP_BUF) itnio_xfer_release(&t->x);
+  if (m->nidle >= IDLE_KEEP || t->x.body.cap > ITNIO_KEEP_BUF || t->x.req.cap > ITNIO_KEEP_BUF)
+    itnio_xfer_release(&t->x);
   else m->nidle++;
   m->free_ids[m->nfree++] = slot;
 }
 
-/*** Queues a request; nothing is sent until perform.
- * @function Multi:add
- * @tparam string method GET or POST
- * @tparam string url http or https
- * @tparam {string,...} header_lines "Name: value" each, no CR, LF or NUL
- * @tparam[opt] string body the request's body (copied)
- * @tparam[opt=10] number timeout seconds for the whole transfer
- * @tparam[opt=3] number connect_timeout seconds for the connect
- * @treturn int the transfer's id */
-/* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
- * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
-int itnio_multi_add(lua_State *L) {
-  itnio_multi *m = check_multi(L);
+/* The Multi at stack index 1 holds (value at idx) or lets go of (idx 0) the body of slot. */
+static void hold_body(lua_State *L, size_t slot, int idx) {
+  itnio_getuservalue(L, 1);
+  if (idx) lua_pushvalue(L, idx); else lua_pushnil(L);
+  lua_rawseti(L, -2, (int)slot + 1);
+  lua_pop(L, 1);
+}
+
+/* The free transfer the next request takes (made, with its easy handle, when it is new). */
+static mxfer *next_free(lua_State *L, itnio_multi *m, size_t *slotp) {
   size_t slot;
   mxfer *t;
-  CURLMcode mc;
   reserve_slot(L, m);
   slot = m->free_ids[m->nfree - 1];
   t = m->slots[slot];
   if (!t) {
-    if (!(t = (mxfer *)calloc(1, sizeof *t))) return luaL_error(L, "itnio: not enough memory for a transfer");
+    if (!(t = (mxfer *)calloc(1, sizeof *t))) luaL_error(L, "itnio: not enough memory for a transfer");
     m->slots[slot] = t;   /* owned from here on, in the X_FREE state */
     t->slot = slot;
   }
   if (!t->x.easy) {
     if (!(t->x.easy = curl_easy_duphandle(m->tmpl.easy)))
-      return luaL_error(L, "itnio: curl_easy_duphandle failed");
+      luaL_error(L, "itnio: curl_easy_duphandle failed");
     m->nidle++;   /* an idle handle until the transfer is added */
     t->x.max_body = m->tmpl.max_body;
+    t->x.fast = m->tmpl.fast;
     itnio_xfer_bind(L, &t->x);
     curl_easy_setopt(t->x.easy, CURLOPT_PRIVATE, (void *)t);
   }
-  itnio_xfer_request(L, &t->x, 2, 1);   /* raises on a bad argument: t stays X_FREE */
+  *slotp = slot;
+  return t;
+}
+
+/* Adds the transfer whose request is set (from the arguments at 2..7); pushes its id. */
+static int start(lua_State *L, itnio_multi *m, mxfer *t, size_t slot) {
+  CURLMcode mc;
   /* Over TLS, wait for a connection that may multiplex (HTTP/2) rather than open one more;
    * over plain HTTP/1.1 waiting would only queue the transfers behind the first one. */
   curl_easy_setopt(t->x.easy, CURLOPT_PIPEWAIT, strncasecmp(lua_tostring(L, 3), "https:", 6) == 0 ? 1L : 0L);
@@ -265,6 +273,67 @@ int itnio_multi_add(lua_State *L) {
   m->nrunning++;
   lua_pushinteger(L, slot_id(m, slot));
   return 1;
+}
+
+/*** Queues a request; nothing is sent until perform.
+ * @function Multi:add
+ * @tparam string method GET or POST
+ * @tparam string url http or https
+ * @tparam {string,...} header_lines "Name: value" each, no CR, LF or NUL
+ * @tparam[opt] string body the request's body (held, not copied, until its transfer ends)
+ * @tparam[opt=10] number timeout seconds for the whole transfer
+ * @tparam[opt=3] number connect_timeout seconds for the connect
+ * @treturn int the transfer's id */
+/* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
+ * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
+int itnio_multi_add(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t = next_free(L, m, &slot);
+  lua_settop(L, 7);
+  itnio_xfer_request(L, &t->x, 2, ITNIO_BODY_REF);   /* raises on a bad argument: t stays X_FREE */
+  hold_body(L, slot, 5);   /* libcurl reads the string in place until the transfer ends */
+  return start(L, m, t, slot);
+}
+
+/*** Queues a request whose body the core validates and writes straight into the transfer
+ * (no Lua string is made for it); nothing is sent until perform.
+ * @function Multi:add_task
+ * @tparam string method GET or POST
+ * @tparam string url http or https
+ * @tparam {string,...} header_lines "Name: value" each, no CR, LF or NUL
+ * @tparam table task the body, as a Lua table (read raw, as `encode` reads it)
+ * @tparam number timeout seconds for the whole transfer
+ * @tparam number connect_timeout seconds for the connect
+ * @tparam string endpoint the endpoint whose rules the task must keep
+ * @tparam boolean passthrough send unknown scalar fields
+ * @treturn int the transfer's id
+ * @return[2] nil
+ * @treturn[2] table every broken rule, as `encode` gives them (nothing was queued) */
+int itnio_multi_add_task(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  const itnio_endpoint *e = itnio_endpoint_find(luaL_checkstring(L, 8));
+  size_t slot;
+  mxfer *t;
+  itnio_buf *b;
+  if (!e) return luaL_argerror(L, 8, "no such endpoint");
+  luaL_checktype(L, 5, LUA_TTABLE);
+  lua_settop(L, 9);
+  b = itnio_encode_body(L, e, 5, lua_toboolean(L, 9), 0);   /* 10: errors or nil, 11: buffer */
+  if (!b) {
+    lua_pushnil(L);
+    lua_pushvalue(L, 10);
+    return 2;
+  }
+  t = next_free(L, m, &slot);
+  t->x.req.len = 0;
+  if (!itnio_membuf_add(&t->x.req, b->p ? b->p : "", b->len))
+    return luaL_error(L, "itnio: not enough memory for a body of %d bytes", (int)b->len);
+  itnio_buf_giveback(L, b, 11);   /* the body is the transfer's now: the spare goes back */
+  lua_settop(L, 9);
+  itnio_xfer_request(L, &t->x, 2, ITNIO_BODY_OWN);
+  hold_body(L, slot, 0);
+  return start(L, m, t, slot);
 }
 
 /* Queues the transfers libcurl says have finished. */
@@ -364,6 +433,7 @@ int itnio_multi_take(lua_State *L) {
   int n;
   if (!t || t->state != X_DONE) return luaL_argerror(L, 2, "not a finished transfer");
   n = itnio_xfer_finish(L, &t->x, t->rc);
+  hold_body(L, slot, 0);   /* (balanced: the outcome stays on top) */
   recycle(m, slot);
   return n;
 }
@@ -383,6 +453,8 @@ int itnio_multi_cancel(lua_State *L) {
     curl_multi_remove_handle(m->multi, t->x.easy);
     m->nrunning--;
   }
+  curl_easy_setopt(t->x.easy, CURLOPT_POSTFIELDS, NULL);
+  hold_body(L, slot, 0);
   lua_pushboolean(L, itnio_xfer_sent(&t->x));
   /* The connection of a cancelled transfer is closed by libcurl, never reused mid-answer. */
   recycle(m, slot);

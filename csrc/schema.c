@@ -9,6 +9,7 @@
  *
  * A second endpoint is one more schema and one more row of itnio_endpoints (doc/architecture.md
  * lists what else it gets for free). `make test-endpoint` builds the core with a small one. */
+#include <pthread.h>
 #include <strings.h>
 
 #include "itnio.h"
@@ -81,8 +82,9 @@ static const itnio_xrule node_rules[] = {
   { "N13", ITNIO_X_ONE_OF, HANGUP, 1, 0, { FBPUSH, OKPUSH, FAILPUSH, RINGPUSH, NONE }, NULL },
 };
 
+static unsigned char node_index[ITNIO_INDEX_SIZE];
 static const itnio_schema node_schema = {
-  "node", "N24", node_fields, NODE_NFIELDS, node_rules, COUNT(node_rules)
+  "node", "N24", node_fields, NODE_NFIELDS, node_rules, COUNT(node_rules), node_index
 };
 
 static const itnio_field task_fields[] = {
@@ -94,8 +96,9 @@ static const itnio_field task_fields[] = {
   FIELD("nodeList",     "T5", ITNIO_K_LIST, 0, 0, 0, 0, NONE, 0, NONE, 0, "the recall nodes", &node_schema),
 };
 
+static unsigned char task_index[ITNIO_INDEX_SIZE];
 static const itnio_schema task_schema = {
-  "task", "T6", task_fields, COUNT(task_fields), NULL, 0
+  "task", "T6", task_fields, COUNT(task_fields), NULL, 0, task_index
 };
 
 #ifdef ITNIO_TEST_ENDPOINT
@@ -106,8 +109,9 @@ static const itnio_field probe_fields[] = {
   ROW("note",  "P2", STR, ITNIO_S_ANY, 0, 0, 64, NONE, 0, NONE, 0, "a note"),
 };
 
+static unsigned char probe_index[ITNIO_INDEX_SIZE];
 static const itnio_schema probe_schema = {
-  "probe", "P3", probe_fields, COUNT(probe_fields), NULL, 0
+  "probe", "P3", probe_fields, COUNT(probe_fields), NULL, 0, probe_index
 };
 #endif
 
@@ -155,19 +159,46 @@ static const char *schema_problem(const itnio_schema *s) {
   return NULL;
 }
 
-/* NULL, or what is wrong with the tables. luaopen checks it once. */
-const char *itnio_schema_problem(void) {
-  for (int i = 0; i < itnio_nendpoints; i++) {
-    const char *bad = schema_problem(itnio_endpoints[i].schema);
-    if (bad) return bad;
+/* A field name's slot in its schema's index (then the next ones, until a free one). */
+static unsigned hash_name(const char *k, size_t kl) {
+  return ((unsigned)kl * 31u + (unsigned char)k[0] * 7u + (unsigned char)k[kl - 1]) % ITNIO_INDEX_SIZE;
+}
+
+/* Fills a schema's index, and its lists' (0: done; else the schema is too big for it). */
+static int build_index(const itnio_schema *s) {
+  if (s->nfields >= ITNIO_INDEX_SIZE / 2) return 1;
+  memset(s->index, 0, ITNIO_INDEX_SIZE);
+  for (int i = 0; i < s->nfields; i++) {
+    unsigned h = hash_name(s->fields[i].name, s->fields[i].namelen);
+    while (s->index[h]) h = (h + 1) % ITNIO_INDEX_SIZE;
+    s->index[h] = (unsigned char)(i + 1);
+    if (s->fields[i].items && build_index(s->fields[i].items)) return 1;
   }
-  return NULL;
+  return 0;
+}
+
+static const char *problem;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Once per process: the tables checked, and the indexes built (read only from then on). */
+static void prepare(void) {
+  for (int i = 0; i < itnio_nendpoints && !problem; i++) {
+    problem = schema_problem(itnio_endpoints[i].schema);
+    if (!problem && build_index(itnio_endpoints[i].schema)) problem = itnio_endpoints[i].schema->name;
+  }
+}
+
+const char *itnio_schema_problem(void) {
+  if (pthread_once(&once, prepare) != 0) return "(pthread_once failed)";
+  return problem;
 }
 
 int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl) {
-  for (int i = 0; i < s->nfields; i++) {
-    const itnio_field *f = &s->fields[i];
-    if (f->namelen == kl && f->name[0] == k[0] && memcmp(f->name, k, kl) == 0) return i;
+  unsigned h;
+  if (kl == 0 || kl > 255) return -1;
+  for (h = hash_name(k, kl); s->index[h]; h = (h + 1) % ITNIO_INDEX_SIZE) {
+    const itnio_field *f = &s->fields[s->index[h] - 1];
+    if (f->namelen == kl && memcmp(f->name, k, kl) == 0) return s->index[h] - 1;
   }
   return -1;
 }

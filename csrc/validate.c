@@ -80,6 +80,7 @@ typedef struct object {
   int index;                       /* its 1-based place in that list */
   unsigned char st[ITNIO_MAX_FIELDS];   /* ST_* per field */
   unsigned char out[ITNIO_MAX_FIELDS];  /* ruled out by an EXCLUDES rule: its rule's index + 1 */
+  int slot[ITNIO_MAX_FIELDS];           /* the stack index of each field's value; 0: absent */
   int64_t iv[ITNIO_MAX_FIELDS];         /* integer values of the fields that were ST_OK */
 } object;
 
@@ -396,13 +397,15 @@ static int seq_len(lua_State *L, int t, size_t *len) {
 
 static void walk_object(walker *w, int t, const itnio_schema *s, const char *list, int index);
 
-/* The head of an array field: a table whose keys are 1..n; writes '['. 0 when it is not. */
+/* The head of an array field: a table whose keys are 1..n; writes '['. 0 when it is not.
+ * of: what its items are ("node" tables, or "strings" when NULL). */
 static int open_array(walker *w, object *o, const itnio_field *f, int v, const char *of, size_t *n) {
   lua_State *L = w->L;
   if (lua_type(L, v) != LUA_TTABLE) { fail_value(w, o, f, f->rule, v, ""); return 0; }
   if (!seq_len(L, v, n)) {
     push_path(L, o, f->name);
-    fail_at(w, f->rule, "must be an array of %s (keys 1..n with no holes), not a map", of);
+    fail_at(w, f->rule, "must be an array of %s%s (keys 1..n with no holes), not a map",
+            of ? of : "strings", of ? " tables" : "");
     return 0;
   }
   if ((double)*n > 0x7fffffff) luaL_error(L, "itnio: %s too long", f->name);
@@ -415,9 +418,7 @@ static int check_list(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
   const itnio_schema *items = f->items;
   size_t n = 0;
-  lua_pushfstring(L, "%s tables", items->name);
-  if (!open_array(w, o, f, v, lua_tostring(L, -1), &n)) { lua_pop(L, 1); return 0; }
-  lua_pop(L, 1);
+  if (!open_array(w, o, f, v, items->name, &n)) return 0;
   for (size_t i = 1; i <= n && !w->full; i++) {
     if (EMIT(w) && i > 1) itnio_buf_addchar(L, w->b, ',');
     lua_rawgeti(L, v, (int)i);
@@ -438,7 +439,7 @@ static int check_list(walker *w, object *o, const itnio_field *f, int v) {
 static int check_strlist(walker *w, object *o, const itnio_field *f, int v) {
   lua_State *L = w->L;
   size_t n = 0;
-  if (!open_array(w, o, f, v, "strings", &n)) return 0;
+  if (!open_array(w, o, f, v, NULL, &n)) return 0;
   for (size_t i = 1; i <= n && !w->full; i++) {
     size_t sl;
     const char *s;
@@ -553,13 +554,13 @@ static void unknown_key(walker *w, const object *o) {
 }
 
 /* Before the fields are checked: which fields an EXCLUDES rule rules out (its trigger is
- * present). Slots of the fields are at base + 1 + i. */
-static void rule_out(walker *w, object *o, int base) {
+ * present). */
+static void rule_out(object *o) {
   const itnio_schema *s = o->s;
-  memset(o->out, 0, sizeof o->out);
+  memset(o->out, 0, (size_t)s->nfields);
   for (int r = 0; r < s->nxrules; r++) {
     const itnio_xrule *x = &s->xrules[r];
-    if (x->kind != ITNIO_X_EXCLUDES || lua_isnil(w->L, base + 1 + x->when)) continue;
+    if (x->kind != ITNIO_X_EXCLUDES || !o->slot[x->when]) continue;
     for (int i = 0; i < s->nfields; i++)
       if ((s->fields[i].flags & x->flag) && !o->out[i]) o->out[i] = (unsigned char)(r + 1);
   }
@@ -598,13 +599,14 @@ static void walk_object(walker *w, int t, const itnio_schema *s, const char *lis
   o.s = s;
   o.list = list;
   o.index = index;
+  memset(o.slot, 0, (size_t)nf * sizeof o.slot[0]);
   luaL_checkstack(L, nf + 12, "itnio: no stack space for a task");
   base = lua_gettop(L);
-  for (i = 0; i < nf; i++) lua_pushnil(L);
   lua_pushnil(L);
   extras = lua_gettop(L);   /* passthrough keys and values, in pairs, made when one comes */
 
-  /* 1. Sort the raw fields into their slots. */
+  /* 1. Find each field's value: a known one stays on the stack, below the key lua_next goes
+   *    on with (no slot to fill for the fields that are absent). */
   lua_pushnil(L);
   while (lua_next(L, t)) {
     int f = -1, near = -1;
@@ -616,7 +618,11 @@ static void walk_object(walker *w, int t, const itnio_schema *s, const char *lis
       if (f < 0) near = itnio_schema_suggest(s, k, kl);
     }
     if (is_absent(w, -1)) { lua_pop(L, 1); continue; }
-    if (f >= 0) { lua_replace(L, base + 1 + f); continue; }
+    if (f >= 0) {
+      lua_insert(L, -2);   /* value, key: the value stays where it is now */
+      o.slot[f] = lua_gettop(L) - 1;
+      continue;
+    }
     /* A near miss of a known name ("keyid") is a typo even in passthrough mode. */
     if (w->passthrough && lua_type(L, -2) == LUA_TSTRING && is_scalar(L, -1) && near < 0) {
       /* The value is kept with its key: read once, so a finalizer or a metamethod that runs
@@ -633,13 +639,13 @@ static void walk_object(walker *w, int t, const itnio_schema *s, const char *lis
   }
 
   /* 2. Check and write the fields in the schema's order. */
-  rule_out(w, &o, base);
+  rule_out(&o);
   if (EMIT(w)) itnio_buf_addchar(L, w->b, '{');
   for (i = 0; i < nf && !w->full; i++) {
     const itnio_field *f = &s->fields[i];
-    int v = base + 1 + i, ok;
+    int v = o.slot[i], ok;
     o.st[i] = ST_ABSENT;
-    if (lua_isnil(L, v)) {
+    if (!v) {
       if (!o.out[i]) check_absent(w, &o, f);
       continue;
     }
@@ -679,13 +685,31 @@ static void walk_object(walker *w, int t, const itnio_schema *s, const char *lis
   lua_settop(L, base);
 }
 
+itnio_buf *itnio_encode_body(lua_State *L, const itnio_endpoint *e, int task, int passthrough,
+                             int null_idx) {
+  walker w;
+  memset(&w, 0, sizeof w);
+  w.L = L;
+  w.passthrough = passthrough;
+  w.null_idx = null_idx;
+  lua_pushnil(L);   /* the errors array, made at the first error */
+  w.errs = lua_gettop(L);
+  w.b = itnio_buf_borrow(L, 512);
+  walk_object(&w, task, e->schema, NULL, 0);
+  if (!w.nerr) return w.b;
+  if (w.full) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, w.errs, "truncated");
+  }
+  return NULL;
+}
+
 /* Validates and writes the body of endpoint e from the task at stack index 1 and the
  * options at index 2 (nil or a table); the stack holds nothing else. */
 static int encode(lua_State *L, const itnio_endpoint *e) {
-  walker w;
+  int passthrough = 0, null_idx = 0;
+  itnio_buf *b;
   luaL_checktype(L, 1, LUA_TTABLE);
-  memset(&w, 0, sizeof w);
-  w.L = L;
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -693,28 +717,21 @@ static int encode(lua_State *L, const itnio_endpoint *e) {
     lua_rawget(L, 2);
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
       luaL_argerror(L, 2, "opts.passthrough must be a boolean");
-    w.passthrough = lua_toboolean(L, -1);
+    passthrough = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_pushliteral(L, "null");
     lua_rawget(L, 2);
-    if (!lua_isnil(L, -1)) w.null_idx = 3;
+    if (!lua_isnil(L, -1)) null_idx = 3;
   } else {
     lua_pushnil(L);
   }
-  lua_pushnil(L);   /* the errors array, made at the first error */
-  w.errs = 4;
-  w.b = itnio_buf_borrow(L, 512);
-  walk_object(&w, 1, e->schema, NULL, 0);
-  if (w.nerr) {
+  b = itnio_encode_body(L, e, 1, passthrough, null_idx);   /* stack: 4 errs|nil, 5 buffer */
+  if (!b) {
     lua_pushnil(L);
-    lua_pushvalue(L, w.errs);
-    if (w.full) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "truncated");
-    }
+    lua_pushvalue(L, 4);
     return 2;
   }
-  itnio_buf_pushkeep(L, w.b, 5);
+  itnio_buf_pushkeep(L, b, 5);
   return 1;
 }
 

@@ -34,6 +34,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
 
 /* Frees everything the transfer owns; safe to call twice (__gc after :close()). */
 void itnio_xfer_release(itnio_xfer *x) {
+  free(x->url);
+  x->url = NULL;
+  itnio_membuf_free(&x->req);
   if (x->easy) curl_easy_cleanup(x->easy);
   x->easy = NULL;
   curl_slist_free_all(x->hdrs);
@@ -110,6 +113,9 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   }
   if ((s = opt_string(L, opts, "user_agent"))) itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_USERAGENT, s), "USERAGENT");
 
+  lua_getfield(L, opts, "fast");
+  x->fast = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, opts, "max_body");
   if (!lua_isnil(L, -1)) {
     lua_Number n = lua_tonumber(L, -1);
@@ -232,8 +238,8 @@ static long seconds_to_ms(lua_State *L, int idx, const char *name, double dflt) 
 
 /* Reads one request from the arguments at a, a+1, ..., a+5: method, url, header lines
  * ("Name: value"), body, timeout, connect_timeout; checks them all, then sets them on x.
- * copy: libcurl keeps its own copy of the body (the transfer outlives this call). */
-void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
+ * The body is read in place, never copied (see body_mode in itnio.h). */
+void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int body_mode) {
   const char *method = luaL_checkstring(L, a);
   size_t urllen, nh, blen = 0, i;
   const char *url = luaL_checklstring(L, a + 1, &urllen);
@@ -244,7 +250,8 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
   CURL *e = x->easy;
 
   luaL_checktype(L, a + 2, LUA_TTABLE);
-  if (!lua_isnoneornil(L, a + 3)) body = luaL_checklstring(L, a + 3, &blen);
+  if (body_mode == ITNIO_BODY_OWN) body = x->req.p ? x->req.p : "", blen = x->req.len;
+  else if (!lua_isnoneornil(L, a + 3)) body = luaL_checklstring(L, a + 3, &blen);
   timeout_ms = seconds_to_ms(L, a + 4, "timeout", 10);
   connect_ms = seconds_to_ms(L, a + 5, "connect_timeout", 3);
   if (strcmp(method, "POST") == 0) is_post = 1;
@@ -294,20 +301,28 @@ void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int copy) {
     }
   }
 
+  /* A client sends to one URL: libcurl copies it only when it changes. */
+  if (!x->url || strcmp(x->url, url) != 0) {
+    char *copy = (char *)malloc(urllen + 1);
+    if (!copy) luaL_error(L, "itnio: not enough memory for the URL");
+    memcpy(copy, url, urllen + 1);
+    if (curl_easy_setopt(e, CURLOPT_URL, copy) != CURLE_OK) {
+      free(copy);
+      luaL_error(L, "itnio: libcurl refused the URL");
+    }
+    free(x->url);
+    x->url = copy;
+  }
   x->body.len = x->head.len = 0;
   x->too_large = x->head_too_large = x->oom = 0;
   x->errbuf[0] = '\0';
-  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_URL, url), "URL");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   if (is_post) {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    if (copy)
-      itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : ""), "COPYPOSTFIELDS");
-    else
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");   /* the argument stays alive */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");   /* read in place: see body_mode */
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
@@ -359,12 +374,101 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
     lua_setfield(L, -2, "answered");
     return 2;
   }
+  if (x->fast) {
+    const char *msg;
+    size_t mlen;
+    if (itnio_plain_success(status, x->body.p, x->body.len, &msg, &mlen)) {
+      lua_pushboolean(L, 1);
+      if (msg) lua_pushlstring(L, msg, mlen); else lua_pushnil(L);
+      if (x->body.cap > ITNIO_KEEP_BUF) itnio_membuf_free(&x->body);
+      return 2;
+    }
+  }
   lua_pushinteger(L, (lua_Integer)status);
   lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.len);
   lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_pushboolean(L, nconn == 0);
   if (x->body.cap > ITNIO_KEEP_BUF) itnio_membuf_free(&x->body);   /* keep small buffers for the next call */
   return 4;
+}
+
+/* ---- the answer that needs no decision ---- */
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  return p;
+}
+
+int itnio_plain_success(long status, const char *body, size_t n, const char **msg, size_t *msglen) {
+  const char *p = body, *end = body + n;
+  int seen_code = 0, seen_msg = 0, seen_data = 0;
+  *msg = NULL;
+  *msglen = 0;
+  if (status != 200 || !body) return 0;
+  p = skip_ws(p, end);
+  if (p == end || *p++ != '{') return 0;
+  for (;;) {
+    const char *key;
+    size_t kl;
+    p = skip_ws(p, end);
+    if (p == end || *p++ != '"') return 0;
+    key = p;
+    while (p < end && *p != '"' && *p != '\\') p++;
+    if (p == end || *p != '"') return 0;
+    kl = (size_t)(p - key);
+    p = skip_ws(p + 1, end);
+    if (p == end || *p++ != ':') return 0;
+    p = skip_ws(p, end);
+    if (p == end) return 0;
+    if (kl == 4 && memcmp(key, "code", 4) == 0) {
+      if (seen_code++) return 0;
+      if (*p == '0') p++;
+      else if (end - p >= 3 && memcmp(p, "\"0\"", 3) == 0) p += 3;
+      else return 0;
+    } else if (kl == 3 && memcmp(key, "msg", 3) == 0) {
+      const char *s;
+      if (seen_msg++ || *p++ != '"') return 0;
+      s = p;
+      while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
+      if (p == end || *p != '"') return 0;
+      *msg = s;
+      *msglen = (size_t)(p - s);
+      p++;
+    } else if (kl == 4 && memcmp(key, "data", 4) == 0) {
+      if (seen_data++ || end - p < 4 || memcmp(p, "null", 4) != 0) return 0;
+      p += 4;
+    } else {
+      return 0;
+    }
+    p = skip_ws(p, end);
+    if (p == end) return 0;
+    if (*p == ',') { p++; continue; }
+    if (*p++ != '}') return 0;
+    break;
+  }
+  return seen_code && skip_ws(p, end) == end;
+}
+
+/*** Whether an answer is a plain success, which needs no decision: HTTP 200 and a body of
+ * "code" 0 (or "0"), at most a plain "msg" and a null "data". The client's handles recognise
+ * it themselves (opts `fast`); this is the same test, for a transport of your own or a test.
+ * @function plain_success
+ * @tparam int status the HTTP status
+ * @tparam string body the answer's body
+ * @treturn boolean whether it is one
+ * @treturn string|nil its message, when it has one */
+int itnio_plain_success_lua(lua_State *L) {
+  size_t n, ml;
+  const char *msg;
+  lua_Integer status = luaL_checkinteger(L, 1);
+  const char *body = luaL_checklstring(L, 2, &n);
+  if (!itnio_plain_success((long)status, body, n, &msg, &ml)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, 1);
+  if (msg) lua_pushlstring(L, msg, ml); else lua_pushnil(L);
+  return 2;
 }
 
 /*** An answer's raw header block as a table: lower-case names, repeats joined by ", ".

@@ -70,34 +70,57 @@ local function check(list, opts, fname)
   return n, conc, opts
 end
 
--- Outside nginx: jobs on the runner, at most conc not ended. A close from a callback ends the
--- batch at once; the jobs that had ended keep their outcome.
+-- Outside nginx: jobs on the runner, at most conc not ended (light ones when it can: see
+-- itnio.jobs). A close from a callback ends the batch at once; the jobs that had ended keep
+-- their outcome.
 local function on_runner(b, conc)
-  local client, n = b.client, b.n
-  local started = {}   -- index -> its job, until its outcome is settled
+  local client, n, results = b.client, b.n, b.results
+  local started = {}   -- index -> its job, until its outcome is settled (full jobs only)
   local nexti, active = 0, 0
+  local r = jobs.light_runner(client)
+  local req = r and { method = b.endpoint.method, url = client.urls[b.endpoint.name],
+                      connect_timeout = client.connect_timeout }
+  local sink = r and {
+    endpoint = b.endpoint, list = b.list, copts = b.copts, budget = b.budget, fname = b.fname,
+    ids = {}, id_of = {}, capped = {}, results = results,
+  }
   local function on_end(res, err, job)
     active = active - 1
     started[job.index] = nil
     b.settle(job.index, res, err)
   end
+  if sink then
+    sink.on_end = on_end
+    function sink.ended(i, res)   -- a plain success, in poll: the callback comes after
+      active = active - 1
+      results[i] = { res = res }
+    end
+    function sink.notify(i)
+      b.callback(i, results[i].res, nil)
+    end
+  end
   while not client.closed do
     while active < conc and nexti < n and not client.closed do
       nexti = nexti + 1
       local i = nexti
-      local body, err = b.body_of(i)
-      if body then
-        local job
-        job, err = jobs.start(client, b.endpoint, body, b.copts, b.budget, on_end)
-        if job then
-          job.index = i
-          started[i] = job
-          active = active + 1
+      if sink then
+        local ok, err = jobs.start_light(r, sink, i, req)
+        if ok then active = active + 1 else b.settle(i, nil, err) end
+      else
+        local body, err = b.body_of(i)
+        if body then
+          local job
+          job, err = jobs.start(client, b.endpoint, body, b.copts, b.budget, on_end)
+          if job then
+            job.index = i
+            started[i] = job
+            active = active + 1
+          else
+            b.settle(i, nil, err)
+          end
         else
           b.settle(i, nil, err)
         end
-      else
-        b.settle(i, nil, err)
       end
     end
     if active == 0 and nexti >= n then break end
@@ -105,7 +128,7 @@ local function on_runner(b, conc)
   end
   if client.closed then
     for i, job in pairs(started) do
-      if job:done() then b.results[i] = job.res and { res = job.res } or { err = job.err } end
+      if job:done() then results[i] = job.res and { res = job.res } or { err = job.err } end
     end
   end
 end
@@ -154,17 +177,21 @@ function _M.run(client, endpoint, list, opts, fname)
   local dl, user_done = opts.deadline, opts.on_done
   local results = {}
   local b = {
-    client = client, endpoint = endpoint, n = n, results = results,
+    client = client, endpoint = endpoint, n = n, results = results, list = list, fname = fname,
     budget = call.budget(opts.retry_budget or max(conc, ceil(n / 10))),
     copts = { passthrough = opts.passthrough, deadline_at = dl and now() + dl or nil, deadline = dl },
   }
-  -- A body's outcome, and the caller's callback (none once the client is closed).
-  function b.settle(i, res, err)
-    results[i] = res and { res = res } or { err = err }
+  -- The caller's callback for body i (none once the client is closed).
+  function b.callback(i, res, err)
     if user_done and not client.closed then
       local ok, why = pcall(user_done, res, err, i)
       if not ok then client:_callback_raised(why, { index = i }) end
     end
+  end
+  -- A body's outcome, and its callback.
+  function b.settle(i, res, err)
+    results[i] = res and { res = res } or { err = err }
+    b.callback(i, res, err)
   end
   function b.body_of(i)
     return call.encode(client, endpoint, list[i], b.copts, fname)

@@ -194,7 +194,15 @@ function _M.begin(c)
   c.attempt = c.attempt + 1
   c.t0 = t
   c.timeout = timeout
-  -- The Timestamp has whole seconds, so its Sign is made once a second per client.
+  local signed = _M.signed(client)
+  c.headers, c.lines = signed.headers, signed.lines
+  return true
+end
+
+--- The signature of the current second on the client's clock: { sec, headers, lines } (the
+-- request headers as a table and as libcurl's lines; shared, read only). The Timestamp has
+-- whole seconds, so its Sign is made once a second per client.
+function _M.signed(client)
   local sec = epoch_second(client)
   local signed = signatures[client]
   if not signed or signed.sec ~= sec then
@@ -204,8 +212,16 @@ function _M.begin(c)
                lines = { client.ct_line, client.key_line, "Timestamp: " .. ts, "Sign: " .. sign } }
     signatures[client] = signed
   end
-  c.headers, c.lines = signed.headers, signed.lines
-  return true
+  return signed
+end
+
+--- A plain success's result (see outcome): the message redacted if it holds the secret.
+-- @local
+function _M.plain_result(client, msg, attempts)
+  msg = msg or "success"
+  local secret = secrets[client]
+  if secret and find(msg, secret, 1, true) then msg = _M.redact(client, msg) end
+  return { code = 0, message = msg, http_status = 200, attempts = attempts }
 end
 
 --- The answer's headers as a plain table, lower-case names (a transport may make them when
@@ -269,11 +285,23 @@ end
 local RETRY_TRANSPORT = { connect = true, timeout = true, reset = true }
 
 --- The decision after one attempt: resp (an answer) or terr (the transport's failure,
--- { reason, code, message, sent }). Returns "done", res | "stop", err | "retry", delay.
+-- { reason, code, message, sent }); or resp true and terr the message (or nil), when the
+-- transport recognised a plain success itself (curl's fast path: HTTP 200, code 0, a plain
+-- message, no data; see core.plain_success). Returns "done", res | "stop", err | "retry", delay.
 function _M.outcome(c, resp, terr)
   local client = c.client
   local res, err
-  if resp then
+  if resp == true then
+    c.sent = true
+    res = _M.plain_result(client, terr, c.attempt)
+    local budget = c.budget
+    if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
+    if client.logger then
+      client:_log("info", "itnio: task updated", { method = c.method, url = c.url, attempt = c.attempt,
+        duration = now() - c.t0, status = 200 })
+    end
+    return "done", res
+  elseif resp then
     c.sent = true
     res, err = _M.classify(resp, c.attempt)
   elseif terr.reason == "timeout" and c.capped then

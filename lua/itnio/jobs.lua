@@ -145,7 +145,8 @@ local function runner_of(client)
   if not t then return nil, err end
   r = { client = client, transport = t, async = t.submit ~= nil, count = 0, finished = 0,
         by_id = {}, transfers = 0, queue = {}, qhead = 1, qtail = 0, ended = {}, ehead = 1,
-        etail = 0, sending = {}, wakes = heap_new("wpos"), deadlines = heap_new("dpos") }
+        etail = 0, sending = {}, wakes = heap_new("wpos"), deadlines = heap_new("dpos"),
+        light = {}, lended = {}, lhead = 1, ltail = 0 }
   client._jobs = r
   return r
 end
@@ -182,7 +183,7 @@ end
 local function stop(r, job, err)
   if job.state == DONE then return false end
   if job.state == RUNNING and job.id then
-    r.by_id[job.id] = nil
+    r.by_id[r.transport.key(job.id)] = nil
     r.transfers = r.transfers - 1
     if r.transport:cancel(job.id) then job.sent = true end
   end
@@ -225,7 +226,7 @@ local function launch(r, job)
     job.headers, job.lines = nil, nil   -- (libcurl copied them) the Sign stays out of the job
     if not id then return advance(r, job, nil, failure) end
     job.state, job.id = RUNNING, id
-    r.by_id[id] = job
+    r.by_id[t.key(id)] = job
     r.transfers = r.transfers + 1
     return
   end
@@ -270,13 +271,22 @@ local function step(r)
     while true do
       local id, resp, terr = t:ready()
       if not id then break end
-      local job = r.by_id[id]
+      local k = t.key(id)
+      local job = r.by_id[k]
       if job then
-        r.by_id[id] = nil
+        r.by_id[k] = nil
         r.transfers = r.transfers - 1
         job.id = nil
         advance(r, job, resp, terr)
         if r.closed then return end
+      else
+        local sink = r.light[k]
+        if sink then
+          r.light[k] = nil
+          r.transfers = r.transfers - 1
+          _M.light_done(r, sink, id, resp, terr)
+          if r.closed then return end
+        end
       end
     end
   end
@@ -285,6 +295,13 @@ end
 -- The callbacks of the jobs that ended, one at a time out of the shared list (a callback may
 -- poll, start jobs, close the client, or yield and never come back).
 local function deliver(r)
+  while r.lhead <= r.ltail and not r.closed do   -- light jobs that ended: sink, index pairs
+    local h = r.lhead
+    local sink, i = r.lended[h], r.lended[h + 1]
+    r.lended[h], r.lended[h + 1] = nil, nil
+    if h + 1 >= r.ltail then r.lhead, r.ltail = 1, 0 else r.lhead = h + 2 end
+    sink.notify(i)
+  end
   while r.ehead <= r.etail and not r.closed do
     local h = r.ehead
     local job = r.ended[h]
@@ -297,6 +314,7 @@ end
 
 -- Seconds until something is due (0: work is ready now; huge: nothing but the sockets).
 local function next_due(r)
+  if r.lhead <= r.ltail then return 0 end
   if r.qhead <= r.qtail and (not r.async or r.transfers < MAX_TRANSFERS) then
     return 0
   end
@@ -361,6 +379,88 @@ function _M.poll(client, timeout)
   return poll(r, timeout)
 end
 
+-- ---------------------------------------------------------------------------------------
+-- Light jobs: a batch's tasks, when the transport waits asynchronously and the client has no
+-- logger (whose fields need a call per attempt), start with no table of their own: the core
+-- writes the task straight into a transfer, and a plain success (see call.outcome) is the
+-- task's result at once. Any other outcome makes the task a job like any other (its body
+-- written anew: the task is still in the batch's list), which call.outcome decides. So the
+-- common case costs the result and nothing more; every other takes the one decision.
+-- A sink is the batch: endpoint, list, copts, budget, fname, ids (key -> index), id_of (key ->
+-- id; a key is the transport's small number for a request in flight), capped (key -> true),
+-- on_end (a job's on_done), ended(i, res) (a plain success, in poll) and notify(i) (its
+-- callback's turn, after it).
+
+--- The runner a batch's light jobs can ride, or nil (jobs must be full ones here).
+-- @local
+function _M.light_runner(client)
+  if client.logger or client.closed then return nil end
+  local r = runner_of(client)
+  if not (r and r.async) then return nil end
+  local ok = r.transport:open()
+  return ok and r or nil
+end
+
+--- Starts task i of a sink as a light job: true, or nil, err (the task breaks a rule; no
+-- transfer could start; the deadline passed).
+-- @local
+function _M.start_light(r, sink, i, req)
+  local client = r.client
+  if client.closed then return nil, call.closed_error() end
+  local copts = sink.copts
+  local timeout, capped = client.timeout, false
+  if copts.deadline_at then
+    local left = copts.deadline_at - now()
+    if left <= 0 then
+      return nil, call.deadline_error{ attempt = 0, sent = false, deadline = copts.deadline,
+                                       deadline_at = copts.deadline_at, started = now() }
+    end
+    if left < timeout then timeout, capped = left, true end
+  end
+  local signed = call.signed(client)
+  req.lines, req.timeout = signed.lines, timeout
+  local id, x = r.transport:submit_task(req, sink.endpoint.name, sink.list[i], copts.passthrough)
+  if not id then
+    if id == false then return nil, errors.validation(x, x.truncated, sink.endpoint.noun) end
+    return nil, errors.TransportError.new{ reason = x.reason, message = x.message, attempts = 0 }
+  end
+  local k = r.transport.key(id)
+  sink.ids[k], sink.id_of[k] = i, id
+  if capped then sink.capped[k] = true end
+  r.light[k] = sink
+  r.transfers = r.transfers + 1
+  r.count = r.count + 1
+  return true
+end
+
+--- A light job's transfer ended: a plain success is its result; anything else makes it a job.
+-- @local
+function _M.light_done(r, sink, id, resp, terr)
+  local k = r.transport.key(id)
+  local i = sink.ids[k]
+  sink.ids[k], sink.id_of[k] = nil, nil
+  local capped = sink.capped[k]
+  if capped then sink.capped[k] = nil end
+  local client = r.client
+  if resp == true then
+    r.count = r.count - 1
+    local budget = sink.budget
+    budget.tokens = min(budget.capacity, budget.tokens + budget.earn)
+    sink.ended(i, call.plain_result(client, terr, 1))
+    local t = r.ltail
+    r.lended[t + 1], r.lended[t + 2] = sink, i
+    r.ltail = t + 2
+    return
+  end
+  local body, err = call.encode(client, sink.endpoint, sink.list[i], sink.copts, sink.fname)
+  local job = setmetatable(call.new(client, sink.endpoint, body or "", sink.copts, sink.budget), job_mt)
+  job.state, job.on_done, job.runner, job.index = RUNNING, sink.on_end, r, i
+  job.attempt, job.t0, job.capped = 1, now(), capped
+  if job.deadline_at then heap_push(r.deadlines, job, job.deadline_at) end
+  if not body then return finish(r, job, nil, err) end   -- (its task was changed meanwhile)
+  advance(r, job, resp, terr)
+end
+
 --- Stops the job. It ends with a TransportError whose `reason` is `"cancelled"` (its `sent`
 -- says whether any byte of it left); its `on_done` runs in the next `poll`.
 -- @treturn boolean true if the job was running, false if it had ended already
@@ -385,6 +485,13 @@ function _M.close(client)
     stop(r, live[i], errors.TransportError.new{ reason = "closed",
       message = "the client was closed while the job ran" })
   end
+  for k, sink in pairs(r.light) do   -- light jobs: their batch tells them closed
+    r.transport:cancel(sink.id_of[k])
+    sink.ids[k], sink.id_of[k] = nil, nil
+    r.count = r.count - 1
+  end
+  r.light, r.transfers = {}, 0
+  r.lended, r.lhead, r.ltail = {}, 1, 0
   r.queue, r.qhead, r.qtail = {}, 1, 0
   r.ended, r.ehead, r.etail = {}, 1, 0
 end

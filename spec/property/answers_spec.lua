@@ -71,6 +71,33 @@ describe("property: whatever the server sends, a call returns", function()
     end
   end)
 
+  it(("the fast path agrees with the decision on %d generated bodies (seed %d)"):format(CASES, SEED + 2), function()
+    -- An answer that the C core takes for a plain success (and answers without a table) must
+    -- be one the Lua decision takes for the same success, message and all.
+    local gen = answers.new(SEED + 2, SECRET)
+    local plain_seen = 0
+    for i = 1, CASES do
+      local a = gen:answer()
+      local plain, msg = core.plain_success(200, a.body)
+      if plain then
+        plain_seen = plain_seen + 1
+        local res = require("itnio.call").classify({ status = 200, headers = {}, body = a.body }, 1)
+        assert(res and res.code == 0 and res.data == nil and res.message == (msg or "success"),
+          ("case %d (%s): fast %s, classify %s"):format(i, a.what, tostring(msg), dump(res)))
+      end
+    end
+    for _, body in ipairs{ '{"code":0,"msg":"success","data":null}', ' { "data" : null , "code" : "0" } ',
+                           '{"msg":"ok","code":0}' } do
+      assert.is_true(core.plain_success(200, body), body)
+    end
+    for _, body in ipairs{ '{"code":0,"data":{}}', '{"code":0,"msg":"a\\nb"}', '{"code":0,"code":0}',
+                           '{"code":01}', '{"code":0,"status":1}', '{"code":0} x', '[0]' } do
+      assert.is_false(core.plain_success(200, body), body)
+    end
+    assert.is_false(core.plain_success(201, '{"code":0}'))
+    assert.is_true(plain_seen > 0, "no generated answer was a plain success")
+  end)
+
   it(("jobs, %d generated answers (seed %d)"):format(math.floor(CASES / 3), SEED + 1), function()
     local gen = answers.new(SEED + 1, SECRET)
     for i = 1, math.floor(CASES / 3) do

@@ -12,14 +12,19 @@
 -- also carry `lines`, its headers as libcurl takes them, made once a second). An answer is
 -- { status, headers, body, reused }, headers with lower-case names (parsed on first use: most
 -- answers never need one); a failure is { reason, code, message, sent, answered }, reason as
--- TransportError's. libcurl itself resends a request once on a fresh connection when a
--- reused one turns out closed before any answer.
+-- TransportError's. A plain success (HTTP 200, code 0, a plain message, no data: the answer
+-- that needs no decision) comes as true and its message instead of a table, recognised in C
+-- (core.plain_success), so that the common case makes no table at all; call.outcome takes
+-- both. libcurl itself resends a request once on a fresh connection when a reused one turns
+-- out closed before any answer.
 local core = require "itnio.core"
 
 local pairs, setmetatable, rawset, pcall, tostring = pairs, setmetatable, rawset, pcall, tostring
 local sort = table.sort
 
 local _M = {}
+
+local SLOTS = core.MULTI_SLOTS   -- an id is its generation * SLOTS + its slot + 1
 
 _M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.curl_version()
 
@@ -30,6 +35,7 @@ function _M.handle_opts(opts)
   return {
     cafile = opts.cafile, capath = opts.capath, proxy = opts.proxy, max_body = opts.max_body,
     user_agent = opts.user_agent or _M.default_user_agent, insecure = opts.insecure == true,
+    fast = true,
   }
 end
 
@@ -86,7 +92,7 @@ function Curl:send(req)
   end
   local status, head, body, reused = h:perform(req.method, req.url, lines_of(req), req.body,
                                                req.timeout, req.connect_timeout)
-  if not status then return nil, head end
+  if not status or status == true then return status, head end   -- a failure, or a plain success
   return { status = status, headers = headers_of(head), body = body, reused = reused }
 end
 
@@ -117,6 +123,25 @@ function Curl:submit(req)
   return id
 end
 
+--- Starts a request whose body is a task the core validates and writes straight into the
+-- transfer (no body string is made): its id; or nil, failure; or false, the broken rules.
+-- @tparam table req the request without its body
+-- @tparam string endpoint the endpoint's name
+-- @tparam table task the body, as a table
+-- @tparam boolean passthrough send unknown scalar fields
+function Curl:submit_task(req, endpoint, task, passthrough)
+  local made, failure = self:open()
+  if not made then return nil, failure end
+  local m = self.multi
+  local ok, id, errs = pcall(m.add_task, m, req.method, req.url, req.lines, task, req.timeout,
+                             req.connect_timeout, endpoint, passthrough == true)
+  if not ok then
+    return nil, { reason = "other", sent = false, message = "could not start the transfer: " .. tostring(id) }
+  end
+  if not id then return false, errs end
+  return id
+end
+
 --- Does what the sockets have ready, and gives one finished request: id, answer, or id,
 -- nil, failure; nil when none has finished. (Keep calling it until nil.)
 function Curl:ready()
@@ -129,8 +154,15 @@ function Curl:ready()
     if not id then return nil end
   end
   local status, head, body, reused = m:take(id)
-  if not status then return id, nil, head end
+  if not status or status == true then return id, status, head end   -- a failure, or a plain success
   return id, { status = status, headers = headers_of(head), body = body, reused = reused }
+end
+
+--- A request's key: a small positive number, distinct among the requests in flight (the
+-- multi handle's slot), so that a runner may keep them in arrays instead of hashes.
+-- @param id the request's id, from submit
+function Curl.key(id)
+  return (id - 1) % SLOTS + 1
 end
 
 --- Stops a request in flight: whether any byte of it left.

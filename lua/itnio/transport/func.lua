@@ -1,7 +1,8 @@
 --- A transport function of the caller's own, wrapped into a transport: t:send(req) calls it
 -- with a fresh request table { method, url, headers, body, timeout, connect_timeout } and
--- returns its answer { status, headers, body, reused } or its failure { reason, message,
--- sent }. Whatever the function does, send never raises: a raise, or an answer that is not
+-- returns its answer { status, headers, body, reused } (or true and a message: a plain
+-- success, as the curl transport gives it to a function that wraps it) or its failure
+-- { reason, message, sent }. Whatever the function does, send never raises: a raise, or an answer that is not
 -- of that shape, is a failure (sent: it may have reached the server). The function may
 -- yield, when the caller polls jobs inside a coroutine. Only the blocking way to wait: jobs
 -- call it from poll.
@@ -30,6 +31,9 @@ function Func:send(req)
     body = req.body, timeout = req.timeout, connect_timeout = req.connect_timeout })
   if not called then
     return nil, { reason = "other", message = "the transport raised: " .. errors.text(r1), sent = true }
+  end
+  if r1 == true and (r2 == nil or type(r2) == "string") then
+    return true, r2   -- a plain success, as the curl transport gives it (a function may wrap it)
   end
   if r1 ~= nil then
     if type(r1) ~= "table" or type(r1.status) ~= "number" or type(r1.body) ~= "string" then
