@@ -36,6 +36,7 @@
 
 #define SLOT_COUNT  ITNIO_MULTI_SLOTS   /* transfers at once; an id is gen * SLOT_COUNT + slot + 1 */
 #define IDLE_KEEP   32                       /* finished easy handles kept for reuse */
+#define MAX_CACHED  256                      /* idle kept-alive connections cached */
 
 enum { X_FREE = 0, X_RUNNING, X_DONE };
 
@@ -158,6 +159,9 @@ int itnio_multi_new(lua_State *L) {
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m), "TIMERDATA");
   /* HTTP/2 streams share one connection when the server offers it over TLS. */
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX), "PIPELINING");
+  /* Kept-alive connections stay cached when no transfer is added for a moment (libcurl's
+   * default, 4 per transfer added, closes them all between two waves of transfers). */
+  multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CACHED), "MAXCONNECTS");
   itnio_xfer_configure(L, &m->tmpl, 1);
   return 1;
 }

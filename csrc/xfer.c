@@ -14,6 +14,8 @@
 
 #include "itnio.h"
 
+#define RECV_BUFFER 4096   /* libcurl's receive buffer (its default is 16 KiB) */
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   itnio_xfer *x = (itnio_xfer *)ud;
   size_t n = size * nmemb;
@@ -91,6 +93,10 @@ void itnio_xfer_configure(lua_State *L, itnio_xfer *x, int opts) {
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https"), "REDIR_PROTOCOLS_STR");
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L), "FOLLOWLOCATION");
   itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
+  /* libcurl allocates its receive buffer for each transfer and frees it after; at its default
+   * 16 KiB, that malloc and free, next to a Lua heap, keeps moving glibc's heap top (trim,
+   * grow, touch new pages) on every few requests. The API's answers are a few hundred bytes. */
+  itnio_curl_ok(L, curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER), "BUFFERSIZE");
   itnio_xfer_bind(L, x);
 
   lua_getfield(L, opts, "insecure");

@@ -371,6 +371,16 @@ describe("client:update_recall_tasks", function()
     assert.is_true(sb:stats().connections <= 2)
   end)
 
+  it("keeps its connections between waves of a wide batch (none closed and opened again)", function()
+    local c = client(sb)
+    local tasks = {}
+    for i = 1, 1500 do tasks[i] = task() end
+    local results = c:update_recall_tasks(tasks, { concurrency = 48 })
+    for i = 1, 1500 do assert.truthy(results[i].res) end
+    local n = sb:stats().connections
+    assert.is_true(n <= 48, "connections opened: " .. n)
+  end)
+
   it("multiplexes the batch on one HTTP/2 connection when the server offers it over TLS", function()
     local h2 = sandbox.start{ http2 = true, hold_ms = 100 }
     local ok, e = pcall(function()

@@ -444,6 +444,7 @@ function _M.light_done(r, sink, id, resp, terr)
   local client = r.client
   if resp == true then
     r.count = r.count - 1
+    r.finished = r.finished + 1   -- (a poll with a timeout returns: the batch has room again)
     local budget = sink.budget
     budget.tokens = min(budget.capacity, budget.tokens + budget.earn)
     sink.ended(i, call.plain_result(client, terr, 1))
