@@ -4,7 +4,9 @@
 --   build.lua ITERATIONS MAX_SECONDS REPS VARIANT...
 --
 -- Variants: ours (encode_recall_update + sign), ours_encode, ours_sign,
--- peer (cjson.encode + md5.sumhexa), cjson, md5. Each rep runs every variant once, in turn,
+-- peer (cjson.encode + md5.sumhexa), cjson, md5, walk (bench/walk_floor.c: only reading every
+-- key and value of the task through the Lua C API, the floor of any encoder of a Lua table;
+-- bench/run builds it onto LUA_CPATH). Each rep runs every variant once, in turn,
 -- so slow phases of a shared machine hit all of them alike. Prints one line per variant:
 -- "name median_us min_us max_us iterations" (iterations: the smallest count a rep reached).
 -- Times are CPU time (os.clock): the process's own work, not the neighbours'.
@@ -21,6 +23,7 @@ local encode, sign = core.encode_recall_update, core.sign
 local cencode = cjson.encode
 local ok_md5, md5 = pcall(require, "md5")   -- lua-md5 ships for Lua 5.1/LuaJIT only
 local sumhexa = ok_md5 and md5.sumhexa
+local ok_walk, walk = pcall(require, "walk_floor")
 
 -- Each body: one operation, its result's length returned so nothing is optimised away.
 local variants = {
@@ -30,6 +33,7 @@ local variants = {
   peer        = function(i) return #cencode(task) + #sumhexa(KEY .. SECRET .. (T0 + i)) end,
   cjson       = function() return #cencode(task) end,
   md5         = function(i) return #sumhexa(KEY .. SECRET .. (T0 + i)) end,
+  walk        = function() return walk(task) end,
 }
 
 local names = {}
@@ -37,6 +41,7 @@ for i = 4, #arg do
   local f = variants[arg[i]]
   assert(f, "unknown variant " .. arg[i])
   assert(sumhexa or not arg[i]:find("md5") and arg[i] ~= "peer", "no md5 module in " .. _VERSION)
+  assert(ok_walk or arg[i] ~= "walk", "no walk_floor module on LUA_CPATH")
   names[#names + 1] = arg[i]
 end
 

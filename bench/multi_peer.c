@@ -1,16 +1,20 @@
 /* multi_peer: the ceiling for a libcurl client of POST /voice/recallFlow/update.
  *
- *   multi_peer URL BODYFILE APIKEY TIMESTAMP SIGN N C
+ *   multi_peer URL BODYFILE APIKEY TIMESTAMP SIGN N C       the transport floor
+ *   multi_peer --same-work URL APIKEY SECRET N C            the same-work ceiling
  *
- * Sends N POSTs of one prepared, signed request (bench/prepare.lua writes the body and prints
- * TIMESTAMP SIGN) at concurrency C through one curl multi handle: C easy handles, each re-added
- * as soon as it finishes, keep-alive connections reused (at most C in all). An answer is ok
+ * Sends N POSTs at concurrency C through one curl multi handle: C easy handles, each re-added
+ * as soon as it finishes, keep-alive connections reused (at most C in all). The floor resends
+ * one prepared, signed request (bench/prepare.lua writes the body and prints TIMESTAMP SIGN);
+ * the same-work ceiling does what the client does per request (bench/peer_work.h): writes
+ * the body anew, signs once a second, and checks the answer. An answer is ok
  * when it is HTTP 200 and its body holds "code":0. Wall time (CLOCK_MONOTONIC) runs from the
- * first add to the last done. Prints one line "multi_peer_result requests ok failed seconds"
- * and, on stderr, the first failure. Exits 0 when every step of libcurl worked (failed
+ * first add to the last done. Prints one line "multi_peer_result requests ok failed seconds",
+ * then "multi_peer_cpu_us X": this process's CPU time (clock()) per request over the same
+ * span, and, on stderr, the first failure. Exits 0 when every step of libcurl worked (failed
  * requests are counted, not fatal); 2 on bad usage; 1 on any other error.
  *
- * Built by bench/run: cc -O2 -Wall -Wextra bench/multi_peer.c $(pkg-config --cflags --libs libcurl)
+ * Built by bench/run: cc -O2 -Wall -Wextra bench/multi_peer.c $(pkg-config --cflags --libs libcurl libcrypto)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
@@ -20,12 +24,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "peer_work.h"
+
 #define ANSWER_CAP 4096 /* the sandbox answers in a few hundred bytes; the rest is dropped */
 
 struct slot {
   CURL *easy;
   size_t len;               /* bytes kept in buf */
   char buf[ANSWER_CAP + 1]; /* NUL-terminated */
+  char body[2048];          /* --same-work: this request's body */
 };
 
 static const char *prog = "multi_peer";
@@ -95,18 +102,23 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-/* "code":0 and not "code":01.. or "code":0.5 */
-static int answer_ok(const char *body) {
-  const char *p = body;
-  while ((p = strstr(p, "\"code\":0")) != NULL) {
-    char next = p[8];
-    if (!(next >= '0' && next <= '9') && next != '.' && next != 'e' && next != 'E') return 1;
-    p += 8;
-  }
-  return 0;
-}
-
 #define SETOPT(easy, opt, val) check_easy(curl_easy_setopt((easy), (opt), (val)), #opt)
+
+static int same_work;
+static struct peer_signer signer;
+static struct peer_task task;
+
+/* --same-work: the client's work for one request, before its easy handle is (re)added. */
+static void prepare(struct slot *s) {
+  size_t n;
+  struct curl_slist *lines;
+  if (!same_work) return;
+  if (!(n = peer_body(s->body, sizeof s->body, &task))) fail("peer_body", "the body does not fit");
+  if (!(lines = peer_sign(&signer))) fail("peer_sign", "MD5 failed");
+  SETOPT(s->easy, CURLOPT_POSTFIELDS, s->body);
+  SETOPT(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+  SETOPT(s->easy, CURLOPT_HTTPHEADER, lines);
+}
 
 int main(int argc, char **argv) {
   const char *url, *body_path, *api_key, *timestamp, *sign;
@@ -117,17 +129,29 @@ int main(int argc, char **argv) {
   struct slot *slots;
   CURLM *multi;
   double t0, t1 = 0;
+  clock_t cpu0, cpu1 = 0;
   int running = 0;
 
-  if (argc != 8) {
-    fprintf(stderr, "usage: %s URL BODYFILE APIKEY TIMESTAMP SIGN N C\n", argv[0]);
+  if (argc == 7 && strcmp(argv[1], "--same-work") == 0) {
+    same_work = 1;
+    url = argv[2], signer.key = argv[3], signer.secret = argv[4];
+    n = parse_count(argv[5], "N");
+    c = parse_count(argv[6], "C");
+    task = peer_task_default();
+    body_path = api_key = timestamp = sign = "";
+    body = strdup("");
+    body_len = 0;
+  } else if (argc == 8) {
+    url = argv[1], body_path = argv[2], api_key = argv[3], timestamp = argv[4], sign = argv[5];
+    n = parse_count(argv[6], "N");
+    c = parse_count(argv[7], "C");
+    body = read_file(body_path, &body_len);
+  } else {
+    fprintf(stderr, "usage: %s URL BODYFILE APIKEY TIMESTAMP SIGN N C\n"
+                    "       %s --same-work URL APIKEY SECRET N C\n", argv[0], argv[0]);
     return 2;
   }
-  url = argv[1], body_path = argv[2], api_key = argv[3], timestamp = argv[4], sign = argv[5];
-  n = parse_count(argv[6], "N");
-  c = parse_count(argv[7], "C");
   if (c > n) c = n;
-  body = read_file(body_path, &body_len);
 
   check_easy(curl_global_init(CURL_GLOBAL_DEFAULT), "curl_global_init");
   {
@@ -176,7 +200,11 @@ int main(int argc, char **argv) {
   }
 
   t0 = now();
-  for (i = 0; i < c; i++, started++) check_multi(curl_multi_add_handle(multi, slots[i].easy), "curl_multi_add_handle");
+  cpu0 = clock();
+  for (i = 0; i < c; i++, started++) {
+    prepare(&slots[i]);
+    check_multi(curl_multi_add_handle(multi, slots[i].easy), "curl_multi_add_handle");
+  }
 
   while (done < n) {
     CURLMsg *msg;
@@ -192,7 +220,7 @@ int main(int argc, char **argv) {
       check_easy(curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv), "CURLINFO_PRIVATE");
       s = (struct slot *)(void *)priv;
       if (result == CURLE_OK) check_easy(curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status), "CURLINFO_RESPONSE_CODE");
-      if (result == CURLE_OK && status == 200 && answer_ok(s->buf)) {
+      if (result == CURLE_OK && status == 200 && peer_answer_ok(s->buf)) {
         ok++;
       } else {
         failed++;
@@ -208,8 +236,9 @@ int main(int argc, char **argv) {
       check_multi(curl_multi_remove_handle(multi, e), "curl_multi_remove_handle");
       s->len = 0;
       s->buf[0] = '\0';
-      if (done == n) t1 = now();
+      if (done == n) { t1 = now(); cpu1 = clock(); }
       if (started < n) {
+        prepare(s);
         check_multi(curl_multi_add_handle(multi, e), "curl_multi_add_handle");
         started++;
       }
@@ -218,11 +247,13 @@ int main(int argc, char **argv) {
   }
 
   printf("multi_peer_result %ld %ld %ld %.6f\n", done, ok, failed, t1 - t0);
+  printf("multi_peer_cpu_us %.2f\n", (double)(cpu1 - cpu0) / CLOCKS_PER_SEC * 1e6 / (double)n);
   if (first_failure[0]) fprintf(stderr, "%s: first failure: %s\n", prog, first_failure);
 
   for (i = 0; i < c; i++) curl_easy_cleanup(slots[i].easy); /* none is in the multi handle now */
   check_multi(curl_multi_cleanup(multi), "curl_multi_cleanup");
   curl_slist_free_all(headers);
+  peer_signer_free(&signer);
   curl_global_cleanup();
   free(slots);
   free(body);
