@@ -79,6 +79,11 @@ local function read_response(c)
   return status, body, h
 end
 
+-- The status of a control-plane request (body: raw text).
+local function control_status(sb, method, path, body)
+  return (sb:request(method, path, body, body and { ["Content-Type"] = "application/json" } or nil))
+end
+
 local function connect(sb)
   local c = assert(socket.connect("127.0.0.1", sb.port))
   c:settimeout(10)
@@ -474,6 +479,34 @@ describe("the sandbox", function()
       assert.are.same({ requests = 2, connections = 1, accepted = 2 }, sb:stats())
       update(sb, task { recallNum = 99 })
       assert.are.same({ requests = 3, connections = 2, accepted = 2 }, sb:stats())
+    end)
+
+    it("makes a range of tasks at once and counts them by their updates", function()
+      assert.are.same({ tasks = 500 }, sb:seed(5001, 5500))
+      update(sb, task { keyId = 5001 })
+      update(sb, task { keyId = 5002 })
+      update(sb, task { keyId = 5002 })
+      local u = sb:updates(5001, 5500)
+      assert.equal(500, u.tasks)
+      assert.are.same({ ["0"] = 498, ["1"] = 1, ["2"] = 1 }, u.updates)
+      assert.equal(20, #u.never)
+      assert.equal(5003, u.never[1])
+      assert.are.same({ 5002 }, u.more)
+      -- ids that are no task are not counted
+      assert.equal(500, sb:updates(4000, 6000).tasks)
+      sb:seed(5001, 5001, "Running")
+      assert.equal("Running", sb:task(5001).status)
+      assert.equal(1, sb:task(5001).updates)
+    end)
+
+    it("refuses a range that is not one, or is too wide", function()
+      for _, q in ipairs{ "from=5&to=4", "from=x&to=9", "from=1&to=1000001", "to=3" } do
+        local status = control_status(sb, "GET", "/sandbox/tasks?" .. q)
+        assert.equal(400, status, q)
+      end
+      assert.equal(400, control_status(sb, "POST", "/sandbox/tasks", '{"from":1,"to":2}'))
+      assert.equal(400, control_status(sb, "POST", "/sandbox/tasks", '{"from":1.5,"to":2,"status":"Pending"}'))
+      assert.equal(405, control_status(sb, "DELETE", "/sandbox/tasks"))
     end)
   end)
 

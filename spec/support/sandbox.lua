@@ -136,6 +136,16 @@ function Sandbox:set_task(key_id, status)
   return control_json(self, "POST", "/sandbox/tasks/" .. tostring(key_id), { status = status })
 end
 
+-- Makes (or sets) the tasks from..to at once, with status (Pending unless given).
+function Sandbox:seed(from, to, status)
+  return control_json(self, "POST", "/sandbox/tasks", { from = from, to = to, status = status or "Pending" })
+end
+
+-- How many updates the tasks from..to had: { tasks, updates = { ["0"] = n, ... }, never, more }.
+function Sandbox:updates(from, to)
+  return control_json(self, "GET", ("/sandbox/tasks?from=%d&to=%d"):format(from, to))
+end
+
 function Sandbox:error_log()
   return read_file(self.prefix .. "/logs/error.log") or ""
 end

@@ -6,7 +6,7 @@ local ngx = ngx
 local cjson = require "cjson.safe"
 local sandbox = require "itnio.sandbox"
 
-local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
+local type, tostring, tonumber, ipairs, next = type, tostring, tonumber, ipairs, next
 local floor = math.floor
 
 local reply = sandbox.internal
@@ -196,6 +196,56 @@ local function control_task(method, digits)
   return control_json(200, json)
 end
 
+-- /sandbox/tasks: many tasks at once, for campaigns. POST {"from":A,"to":B,"status":S} sets
+-- (or creates) the tasks A..B; GET ?from=A&to=B counts them by how many updates each had:
+-- {"tasks":N,"updates":{"0":n,"1":n,...},"never":[ids],"more":[ids]} (never: no update; more:
+-- more than one; 20 ids of each at most). At most 1,000,000 ids at a time.
+local RANGE_MAX = 1000000
+
+local function range_of(from, to)
+  if not (is_int(from, 0, 2 ^ 53) and is_int(to, 0, 2 ^ 53)) or to < from or to - from >= RANGE_MAX then
+    return nil, "from and to must be whole numbers, from <= to, at most " .. RANGE_MAX .. " ids"
+  end
+  return from, to
+end
+
+local function control_tasks(method)
+  local t = tasks()
+  if method == "POST" then
+    local v, err = read_json_body()
+    if type(v) ~= "table" or type(v.status) ~= "string" then
+      return control_json(400, { error = err or 'expected {"from":A,"to":B,"status":"..."}' })
+    end
+    local from, to = range_of(v.from, v.to)
+    if not from then return control_json(400, { error = to }) end
+    for n = from, to do
+      local id = id_string(n)
+      local ok, serr = t:set("status:" .. id, v.status)
+      if ok and not t:get("updates:" .. id) then ok, serr = t:set("updates:" .. id, 0) end
+      if not ok then return control_json(507, { error = "the task store is full: " .. tostring(serr) }) end
+    end
+    return control_json(200, { tasks = to - from + 1 })
+  elseif method ~= "GET" then
+    return send(405, "method not allowed\n", "text/plain", { Allow = "GET, POST" })
+  end
+  local q = ngx.req.get_uri_args()
+  local from, to = range_of(tonumber(q.from), tonumber(q.to))
+  if not from then return control_json(400, { error = to }) end
+  local counts, never, more, n = {}, {}, {}, 0
+  for k = from, to do
+    local id = id_string(k)
+    local u = t:get("updates:" .. id)
+    if u then
+      n = n + 1
+      counts[tostring(u)] = (counts[tostring(u)] or 0) + 1
+      if u == 0 and #never < 20 then never[#never + 1] = k end
+      if u > 1 and #more < 20 then more[#more + 1] = k end
+    end
+  end
+  return control_json(200, { tasks = n, updates = next(counts) and counts or cjson.empty_array,
+    never = #never > 0 and never or cjson.empty_array, more = #more > 0 and more or cjson.empty_array })
+end
+
 function M.handle()
   if not loopback(ngx.var.remote_addr) then
     return send(403, "forbidden\n", "text/plain")
@@ -204,6 +254,7 @@ function M.handle()
   local uri = ngx.var.uri
   local digits = uri:match("^/sandbox/tasks/(%d+)$")
   if digits then return control_task(method, digits) end
+  if uri == "/sandbox/tasks" then return control_tasks(method) end
   if uri == "/sandbox/faults" then return control_faults(method) end
   if uri == "/sandbox/reset" then
     if method ~= "POST" then return send(405, "method not allowed\n", "text/plain", { Allow = "POST" }) end
