@@ -43,6 +43,7 @@ build = {
     ["itnio.call"]            = "lua/itnio/call.lua",
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",
     ["itnio.batch"]           = "lua/itnio/batch.lua",
+    ["itnio.limiter"]         = "lua/itnio/limiter.lua",
     ["itnio.endpoints"]       = "lua/itnio/endpoints.lua",
     ["itnio.httpdate"]        = "lua/itnio/httpdate.lua",
     ["itnio.recall"]          = "lua/itnio/recall.lua",

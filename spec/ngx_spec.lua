@@ -178,6 +178,32 @@ describe("the ngx transport inside nginx", function()
     assert.equal(3, sb:stats().requests)
   end)
 
+  describe("a rate limit (rate, burst)", function()
+    it("paces calls with ngx.sleep: five at 10 a second take at least 0.4 s; waited is kept #timing", function()
+      local r = call("several", { n = 5, rate = 10, took = 1 })
+      assert.is_true(r.took >= 0.4 * 0.98, "took " .. r.took)
+      local waited = 0
+      for i, o in ipairs(r.results) do
+        assert.is_true(o.ok, o.message)
+        assert.is_number(o.waited)
+        if i == 1 then assert.equal(0, o.waited) end
+        waited = waited + o.waited
+      end
+      assert.is_true(waited > 0.2, "waited " .. waited)
+    end)
+
+    it("paces the batch on light threads, retries included #timing", function()
+      sb:fault{ kind = "status", status = 503, count = 2 }
+      local r = call("batch", { n = 8, concurrency = 4, rate = 20, max_retries = 2 })
+      for _, o in ipairs(r.results) do
+        assert.is_true(o.ok, o.message)
+        assert.is_number(o.waited)
+      end
+      assert.equal(10, sb:stats().requests)
+      assert.is_true(r.seconds >= 9 / 20 * 0.98, "took " .. r.seconds)
+    end)
+  end)
+
   describe("the batch on light threads", function()
     it("returns every outcome in order; a broken task is an entry, the others go", function()
       local r = call("batch", { n = 12, concurrency = 4, bad = 3 })

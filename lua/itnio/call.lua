@@ -151,7 +151,40 @@ function _M.new(client, endpoint, body, opts, budget)
     connect_timeout = client.connect_timeout, started = t,
     deadline = deadline, deadline_at = at, budget = budget,
     attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
+    waited = client.limiter and 0 or nil,
   }
+end
+
+--- Books the call's next attempt with the client's rate limit: the seconds to wait before
+-- it (0 without a limit). A wait of more than 0 starts now, unless one started already (a job
+-- waits from the moment it is ready to send): `paced` ends it.
+function _M.pace(c)
+  local lim = c.client.limiter
+  if not lim then return 0 end
+  local d = lim:reserve(now())
+  if d > 0 and not c.pace_t0 then c.pace_t0 = now() end
+  return d
+end
+
+--- The call's wait for its turn is over (it goes, or it ended): the time it took is added to
+-- the call's `waited`.
+function _M.paced(c)
+  local t0 = c.pace_t0
+  if t0 then
+    c.waited = c.waited + (now() - t0)
+    c.pace_t0 = nil
+  end
+end
+
+--- The call's end, as it is handed over: res or err, with `waited` when the client has a rate
+-- limit (the seconds the call spent waiting for it).
+function _M.ended(c, res, err)
+  if c.waited then
+    _M.paced(c)
+    local ended = res or err
+    ended.waited = c.waited
+  end
+  return res, err
 end
 
 -- The call's deadline passed: before attempt n + 1, or during attempt n (`during`). Worth
@@ -379,13 +412,19 @@ end
 -- use it.
 function _M.run(c, transport, sleep)
   while true do
+    local wait = _M.pace(c)
+    if wait > 0 then   -- (a deadline that comes first ends the wait: begin then says so)
+      if c.deadline_at then wait = min(wait, max(0, c.deadline_at - now())) end
+      sleep(wait)
+      _M.paced(c)
+    end
     local ok, err = _M.begin(c)
-    if not ok then return nil, err end
+    if not ok then return _M.ended(c, nil, err) end
     local resp, terr = transport:send(c)
     c.headers, c.lines = nil, nil   -- the Sign stays out of what a caller may dump
     local what, x = _M.outcome(c, resp, terr)
-    if what == "done" then return x end
-    if what == "stop" then return nil, x end
+    if what == "done" then return _M.ended(c, x) end
+    if what == "stop" then return _M.ended(c, nil, x) end
     sleep(x)
   end
 end

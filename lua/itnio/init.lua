@@ -18,6 +18,7 @@ local jobs      = require "itnio.jobs"
 local batch     = require "itnio.batch"
 local args      = require "itnio.args"
 local endpoints = require "itnio.endpoints"
+local limiter   = require "itnio.limiter"
 -- Loaded now, not on first use: with no file descriptor left, a require fails as "not found".
 local curl      = require "itnio.transport.curl"
 local func      = require "itnio.transport.func"
@@ -90,7 +91,7 @@ end
 local NEW_OPTS = args.set{
   "api_key", "api_secret", "base_url", "timeout", "connect_timeout", "max_retries", "backoff_base",
   "backoff_cap", "max_retry_after", "deadline", "cafile", "capath", "proxy", "user_agent",
-  "max_body", "insecure", "allow_http", "logger", "transport", "passthrough",
+  "max_body", "insecure", "allow_http", "logger", "transport", "passthrough", "rate", "burst",
 }
 local CALL_OPTS  = args.set{ "passthrough", "deadline" }
 local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
@@ -113,7 +114,12 @@ local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
 -- - `transport`: `"curl"`, `"ngx"` or a `function(request)` of yours (unset: `"ngx"` inside
 --   nginx, else `"curl"`);
 -- - `passthrough`: `true` sends the fields the rules do not know (strings, numbers, booleans)
---   instead of refusing them.
+--   instead of refusing them;
+-- - `rate`, `burst`: at most `rate` attempts a second (a number greater than 0), retries
+--   included, `burst` (a whole number, 1 unless given) of them at once after a quiet spell;
+--   a token bucket of the client's (`itnio.limiter`). Every path waits its turn: the blocking
+--   call sleeps (`ngx.sleep` inside nginx), jobs and the batch wait on a timer `poll` checks.
+--   The seconds a call waited for it are its result's and its error's `waited`.
 -- @tparam table opts the options above
 -- @treturn Client the client
 -- @return[2] nil
@@ -174,6 +180,12 @@ function _M.new(opts)
     self[n[1]] = v
   end
   if self.max_retries ~= floor(self.max_retries) then return config_error("max_retries must be a whole number") end
+  if opts.rate ~= nil or opts.burst ~= nil then
+    if opts.rate == nil then return config_error("burst needs a rate") end
+    why = limiter.check(opts.rate, opts.burst)
+    if why then return config_error(why) end
+    self.limiter = limiter.new(opts.rate, opts.burst)
+  end
 
   local t = opts.transport
   if type(t) == "function" then

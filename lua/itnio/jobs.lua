@@ -133,8 +133,9 @@ end
 
 -- ---------------------------------------------------------------------------------------
 -- The runner: one per client, made on its first job. A job not done is in exactly one of:
--- the queue (ready to go), the retry timers (wakes), by_id (its transfer runs), sending (its
--- transport function runs). A job with a deadline is also in the deadline heap until it ends.
+-- the queue (ready to go), the retry timers (wakes), paced (the one job whose slot the rate
+-- limit booked, until paced_at), by_id (its transfer runs), sending (its transport function
+-- runs). A job with a deadline is also in the deadline heap until it ends.
 
 -- The runner of a client, made on its first job with the transport jobs ride there; or nil,
 -- err (inside nginx, jobs would block the worker unless the client rides curl or a function).
@@ -151,7 +152,9 @@ local function runner_of(client)
   return r
 end
 
+-- (Under a rate limit, a job's wait for its turn starts when it is queued ready to send.)
 local function enqueue(r, job)
+  if job.waited and not job.pace_t0 then job.pace_t0 = now() end
   local t = r.qtail + 1
   r.qtail = t
   r.queue[t] = job
@@ -167,6 +170,7 @@ end
 
 local function finish(r, job, res, err)
   if job.state == DONE then return end
+  call.ended(job, res, err)
   job.state, job.res, job.err, job.id = DONE, res, err, nil
   heap_remove(r.wakes, job)
   heap_remove(r.deadlines, job)
@@ -258,9 +262,32 @@ local function step(r)
     enqueue(r, job)
   end
   local budget = SLICE
+  local paced = r.paced   -- the job the rate limit booked a slot for: it goes first, when due
+  if paced then
+    if r.paced_at > at then
+      budget = 0
+    else
+      r.paced = nil
+      if paced.state == WAITING then
+        call.paced(paced)
+        budget = budget - 1
+        launch(r, paced)
+        if r.closed then return end
+      end
+    end
+  end
+  local lim = r.client.limiter
   while r.qhead <= r.qtail and budget > 0 and (not r.async or r.transfers < MAX_TRANSFERS) do
     local job = dequeue(r)
     if job.state == WAITING then
+      if lim then
+        local wait = call.pace(job)
+        if wait > 0 then   -- its slot is booked: nothing else starts before it
+          r.paced, r.paced_at = job, now() + wait
+          break
+        end
+        call.paced(job)
+      end
       budget = budget - 1
       launch(r, job)
       if r.closed then return end
@@ -319,7 +346,8 @@ local function next_due(r)
     return 0
   end
   local t, soonest = now(), huge
-  if r.wakes.n > 0 then soonest = r.wakes.at[1] - t end
+  if r.paced then soonest = r.paced_at - t end
+  if r.wakes.n > 0 then soonest = min(soonest, r.wakes.at[1] - t) end
   if r.deadlines.n > 0 then soonest = min(soonest, r.deadlines.at[1] - t) end
   return soonest
 end
@@ -381,7 +409,8 @@ end
 
 -- ---------------------------------------------------------------------------------------
 -- Light jobs: a batch's tasks, when the transport waits asynchronously and the client has no
--- logger (whose fields need a call per attempt), start with no table of their own: the core
+-- logger (whose fields need a call per attempt) and no rate limit (a paced attempt waits as
+-- a job), start with no table of their own: the core
 -- writes the task straight into a transfer, and a plain success (see call.outcome) is the
 -- task's result at once. Any other outcome makes the task a job like any other (its body
 -- written anew: the task is still in the batch's list), which call.outcome decides. So the
@@ -394,7 +423,7 @@ end
 --- The runner a batch's light jobs can ride, or nil (jobs must be full ones here).
 -- @local
 function _M.light_runner(client)
-  if client.logger or client.closed then return nil end
+  if client.logger or client.limiter or client.closed then return nil end
   local r = runner_of(client)
   if not (r and r.async) then return nil end
   local ok = r.transport:open()
@@ -482,6 +511,8 @@ function _M.close(client)
   for i = r.qhead, r.qtail do live[#live + 1] = r.queue[i] end
   for i = 1, r.wakes.n do live[#live + 1] = r.wakes.job[i] end
   for i = 1, r.deadlines.n do live[#live + 1] = r.deadlines.job[i] end
+  if r.paced then live[#live + 1] = r.paced end
+  r.paced = nil
   for i = 1, #live do
     stop(r, live[i], errors.TransportError.new{ reason = "closed",
       message = "the client was closed while the job ran" })

@@ -8,7 +8,8 @@ local M = {}
 local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
   nodeList = { { source = 3, text = "From inside nginx", lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
 
-local NUMBERS = { "timeout", "connect_timeout", "max_retries", "backoff_base", "backoff_cap", "deadline", "max_body" }
+local NUMBERS = { "timeout", "connect_timeout", "max_retries", "backoff_base", "backoff_cap", "deadline", "max_body",
+                  "rate", "burst" }
 
 local function client(args)
   local opts = { api_key = args.key, api_secret = args.secret, base_url = args.base,
@@ -23,11 +24,11 @@ end
 local function outcome(c, res, err)
   if res then
     return { ok = true, code = res.code, message = res.message, attempts = res.attempts,
-             transport = c.transport_name }
+             transport = c.transport_name, waited = res.waited }
   end
   return { ok = false, kind = err.kind, code = err.code, message = err.message, reason = err.reason,
            attempts = err.attempts, retryable = err.retryable, sent = err.sent,
-           http_status = err.http_status, transport = c.transport_name }
+           http_status = err.http_status, transport = c.transport_name, waited = err.waited }
 end
 
 local cases = {}
@@ -45,10 +46,15 @@ function cases.update(args)
 end
 
 -- Several updates on one client in one request: the pool should give one connection.
+-- With took=1: { took = seconds, results = ... }.
 function cases.several(args)
   local c = client(args)
   local out = {}
+  ngx.update_time()
+  local t0 = ngx.now()
   for i = 1, tonumber(args.n or 3) do out[i] = outcome(c, c:update_recall_task(TASK)) end
+  ngx.update_time()
+  if args.took then return { took = ngx.now() - t0, results = out } end
   return out
 end
 
