@@ -16,7 +16,8 @@
  *   http.c        the Http class: one easy handle, a blocking perform
  *   multi.c       the Multi class: one multi handle, many transfers, never blocking
  *   events.c      the multi handle's event backend: epoll on Linux, poll(2) elsewhere
- *   clock.c       monotonic and wall clocks, sleep */
+ *   clock.c       monotonic and wall clocks, sleep
+ *   proc.c        for a command line: SIGINT and SIGTERM noted, isatty */
 #ifndef ITNIO_H
 #define ITNIO_H
 
@@ -331,6 +332,11 @@ double itnio_mono_now(void);   /* seconds on a monotonic clock */
 int itnio_clock_now(lua_State *L);
 int itnio_clock_time(lua_State *L);
 int itnio_clock_sleep(lua_State *L);
+
+/* ---- proc.c ---- */
+int itnio_catch_signals(lua_State *L);
+int itnio_caught(lua_State *L);
+int itnio_isatty(lua_State *L);
 
 #pragma GCC visibility pop
 

@@ -38,6 +38,9 @@ static const luaL_Reg core_funcs[] = {
   { "now",                  itnio_clock_now },
   { "time",                 itnio_clock_time },
   { "sleep",                itnio_clock_sleep },
+  { "catch_signals",        itnio_catch_signals },
+  { "caught",               itnio_caught },
+  { "isatty",               itnio_isatty },
   { NULL, NULL }
 };
 

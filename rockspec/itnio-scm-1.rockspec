@@ -30,7 +30,7 @@ build = {
     ["itnio.core"] = {
       sources = { "csrc/itnio_core.c", "csrc/schema.c", "csrc/validate.c", "csrc/json.c", "csrc/buf.c",
                   "csrc/base64.c", "csrc/sign.c", "csrc/xfer.c", "csrc/http.c", "csrc/multi.c",
-                  "csrc/events.c", "csrc/clock.c" },
+                  "csrc/events.c", "csrc/clock.c", "csrc/proc.c" },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
