@@ -57,24 +57,28 @@ $(SO): $(SRCS) $(HDRS) Makefile
 lint:
 	luacheck -q $(wildcard lua examples spec bench) bin/itnio tools/bench-readme tools/check-doc
 
-# The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too.
+# The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too; the
+# campaign spec runs bin/itnio under Lua 5.4 and 5.1, so it needs the 5.1 build.
 test: build
 	@$(MAKE) --no-print-directory LUA=luajit build
+	@$(MAKE) --no-print-directory LUA=lua5.1 build
 	$(call busted,lua5.4,build/lua5.4) spec/
 
-# The same suites under LuaJIT: the core, and the Lua layer that OpenResty runs.
-test-luajit: build
-	@$(MAKE) --no-print-directory LUA=luajit build
-	$(call busted,luajit,build/luajit) spec/
-
-# And under every other Lua a host may embed (FreeSWITCH, Asterisk: 5.1 .. 5.4): every spec
-# whose code under test runs in the runner's Lua. Left out there: the specs of code that runs
-# elsewhere whatever the runner (inside nginx's LuaJIT, in LÖVE, in bin/itnio's lua5.4), which
-# test and test-luajit already run; five copies of them would cost minutes and test nothing new.
+# The specs of code that runs elsewhere whatever the runner's Lua (inside nginx's LuaJIT, in
+# LÖVE, in bin/itnio run as a command): `test` runs them once; another copy under each other
+# runner would cost minutes and test nothing new.
 ELSEWHERE     := spec/ngx_spec.lua spec/ngx_reader_spec.lua spec/openresty_example_spec.lua \
-                 spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua \
+                 spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua spec/campaign_spec.lua \
                  $(wildcard spec/regress/ngx_*_spec.lua) spec/property/ngx_answers_spec.lua
 RUNNER_SPECS  := $(filter-out $(ELSEWHERE),$(wildcard spec/*_spec.lua spec/*/*_spec.lua))
+
+# The suites whose code runs in the runner's Lua, under LuaJIT: the core, and the Lua layer
+# that OpenResty runs.
+test-luajit: build
+	@$(MAKE) --no-print-directory LUA=luajit build
+	$(call busted,luajit,build/luajit) $(RUNNER_SPECS)
+
+# And under every other Lua a host may embed (FreeSWITCH, Asterisk: 5.1 .. 5.4).
 $(addprefix test-,$(OTHER_LUAS)): test-%: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@$(MAKE) --no-print-directory LUA=$* build

@@ -44,6 +44,7 @@ build = {
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",
     ["itnio.batch"]           = "lua/itnio/batch.lua",
     ["itnio.limiter"]         = "lua/itnio/limiter.lua",
+    ["itnio.campaign"]        = "lua/itnio/campaign.lua",
     ["itnio.endpoints"]       = "lua/itnio/endpoints.lua",
     ["itnio.httpdate"]        = "lua/itnio/httpdate.lua",
     ["itnio.recall"]          = "lua/itnio/recall.lua",

@@ -194,6 +194,31 @@ end
       assert.equal("rock-" .. v .. ".wav", sb:task(299).task.nodeList[1].voiceFileId)
     end)
 
+    -- A campaign with the installed command: a file of tasks, a journal, a resume.
+    it("installs an itnio command that runs a campaign and resumes it under Lua " .. v, function()
+      assert.is_true(ok, out)
+      sb:reset()
+      local f = assert(io.open(clean .. "/tasks.jsonl", "wb"))
+      for _, id in ipairs{ 299, 301 } do
+        f:write('{"keyId":', id, ',"recallType":0,"recallInterval":30,"recallNum":1,'
+          .. '"nodeList":[{"source":1,"voiceFileId":"rock.wav","hangUpSms":0,"toSeat":0}]}\n')
+      end
+      f:write("not a task\n")
+      f:close()
+      local itnio = "cd " .. q(clean) .. " && " .. paths .. " ITNIO_API_KEY=" .. q(sb.api_key)
+        .. " ITNIO_API_SECRET=" .. q(sb.api_secret) .. " ITNIO_BASE_URL=" .. q(sb.http_url) .. " "
+        .. q(tree .. "/bin/itnio") .. " recall-update --batch tasks.jsonl --rate 50"
+      local first = run(itnio .. " 2>/dev/null; echo \"exit=$?\"")
+      assert.truthy(first:find("exit=3"), first)   -- a line that is no task
+      assert.truthy(first:find('{"line":1,"keyId":299,"ok":true,"attempts":1}', 1, true), first)
+      assert.truthy(first:find('"line":3,"keyId":null,"ok":false,"kind":"InputError"', 1, true), first)
+      assert.equal(2, sb:stats().requests)
+      local again = run(itnio .. " 2>&1; echo \"exit=$?\"")
+      assert.truthy(again:find("3 of them from the journal", 1, true), again)
+      assert.truthy(again:find("exit=3"), again)
+      assert.equal(2, sb:stats().requests)
+    end)
+
     it("exports luaopen_itnio_core and nothing else from the rock's core.so", function()
       assert.is_true(ok, out)
       local exports, exports_ok = run(q(ROOT .. "/tools/check-exports") .. " "
