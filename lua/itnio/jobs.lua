@@ -342,8 +342,8 @@ end
 -- Seconds until something is due (0: work is ready now; huge: nothing but the sockets).
 local function next_due(r)
   if r.lhead <= r.ltail then return 0 end
-  if r.qhead <= r.qtail and (not r.async or r.transfers < MAX_TRANSFERS) then
-    return 0
+  if r.qhead <= r.qtail and not r.paced and (not r.async or r.transfers < MAX_TRANSFERS) then
+    return 0   -- (behind a paced job, the queue waits for its slot: paced_at below)
   end
   local t, soonest = now(), huge
   if r.paced then soonest = r.paced_at - t end
