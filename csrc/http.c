@@ -54,7 +54,10 @@ int itnio_http_new(lua_State *L) {
  * @treturn string the body
  * @treturn boolean whether a kept-alive connection carried it
  * @return[2] nil
- * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came */
+ * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came
+ * @return[3] true, for a plain success when the handle was made with `fast` (then the
+ * message, the raw header block and whether the connection was reused follow; see
+ * plain_success) */
 int itnio_http_perform(lua_State *L) {
   itnio_http *h = check_http(L);
   itnio_xfer_request(L, &h->x, 2, ITNIO_BODY_REF);   /* the argument lives through the call */

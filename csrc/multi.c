@@ -429,6 +429,8 @@ int itnio_multi_next_done(lua_State *L) {
  * @treturn boolean whether a kept-alive connection carried it
  * @return[2] nil
  * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came
+ * @return[3] true, for a plain success when the handle was made with `fast` (then the
+ * message, the raw header block and whether the connection was reused follow)
  * @raise when id is not a finished transfer */
 int itnio_multi_take(lua_State *L) {
   itnio_multi *m = check_multi(L);

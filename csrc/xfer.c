@@ -347,6 +347,8 @@ int itnio_xfer_sent(itnio_xfer *x) {
 /* After a transfer ended with rc: lets go of the request, pushes what http:perform and
  * m:take return
  *   -> status, head, body, reused                     on an answer (any HTTP status)
+ *   -> true, message, head, reused                      on a plain success, with the handle's
+ *      `fast` option (itnio_plain_success: no body is handed over; message may be nil)
  *   -> nil, { reason, code, message, sent, answered }   when no whole answer came: reason
  *      is TransportError's; answered, whether a status line came before it failed
  * and returns how many values it pushed. head is the answer's raw header block (the last
@@ -386,8 +388,10 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
     if (itnio_plain_success(status, x->body.p, x->body.len, &msg, &mlen)) {
       lua_pushboolean(L, 1);
       if (msg) lua_pushlstring(L, msg, mlen); else lua_pushnil(L);
+      lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.len);
+      lua_pushboolean(L, nconn == 0);
       if (x->body.cap > ITNIO_KEEP_BUF) itnio_membuf_free(&x->body);
-      return 2;
+      return 4;
     }
   }
   lua_pushinteger(L, (lua_Integer)status);

@@ -44,6 +44,7 @@ build = {
     ["itnio.jobs"]            = "lua/itnio/jobs.lua",
     ["itnio.batch"]           = "lua/itnio/batch.lua",
     ["itnio.limiter"]         = "lua/itnio/limiter.lua",
+    ["itnio.state"]           = "lua/itnio/state.lua",
     ["itnio.campaign"]        = "lua/itnio/campaign.lua",
     ["itnio.endpoints"]       = "lua/itnio/endpoints.lua",
     ["itnio.httpdate"]        = "lua/itnio/httpdate.lua",

@@ -116,6 +116,7 @@ local function on_runner(b, conc)
             started[i] = job
             active = active + 1
           else
+            call.event(client, b.endpoint, nil, err)
             b.settle(i, nil, err)
           end
         else
@@ -178,7 +179,7 @@ function _M.run(client, endpoint, list, opts, fname)
   local results = {}
   local b = {
     client = client, endpoint = endpoint, n = n, results = results, list = list, fname = fname,
-    budget = call.budget(opts.retry_budget or max(conc, ceil(n / 10))),
+    budget = client.state:budget(opts.retry_budget or max(conc, ceil(n / 10))),
     copts = { passthrough = opts.passthrough, deadline_at = dl and now() + dl or nil, deadline = dl },
   }
   -- The caller's callback for body i (none once the client is closed).
@@ -194,7 +195,9 @@ function _M.run(client, endpoint, list, opts, fname)
     b.callback(i, res, err)
   end
   function b.body_of(i)
-    return call.encode(client, endpoint, list[i], b.copts, fname)
+    local body, err = call.encode(client, endpoint, list[i], b.copts, fname)
+    if not body then call.event(client, endpoint, nil, err) end   -- (on_call hears of it)
+    return body, err
   end
 
   if not client.closed then

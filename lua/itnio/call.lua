@@ -22,7 +22,8 @@ local compat   = require "itnio.compat"
 local httpdate = require "itnio.httpdate"
 local json     = require("cjson.safe").new()
 
-local type, tostring, tonumber, error, setmetatable = type, tostring, tonumber, error, setmetatable
+local type, tostring, tonumber, error, setmetatable, pcall, rawget, rawset =
+  type, tostring, tonumber, error, setmetatable, pcall, rawget, rawset
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 local sub, find, format = string.sub, string.find, string.format
 local now, wall = compat.now, compat.wall
@@ -91,7 +92,7 @@ end
 -- Now in whole seconds on the client's (skew-fixed) clock. Never negative: a server whose
 -- Date is before 1970 (a box without a real-time clock) moves the offset, not the sign.
 local function epoch_second(client)
-  local sec = floor(wall() + client.offset)
+  local sec = floor(wall() + client.state:offset())
   if not (sec >= 0) then sec = 0 end   -- luacheck: ignore 581 (NaN too)
   return sec
 end
@@ -134,11 +135,6 @@ function _M.encode(client, endpoint, task, opts, fname)
   return body
 end
 
---- A retry budget shared by the calls of a batch: a token bucket. A retry spends one token;
--- a success earns `earn` back, up to `capacity`. When it is empty, failures are final.
-function _M.budget(capacity, earn)
-  return { tokens = capacity, capacity = capacity, earn = earn or 0.1 }
-end
 
 --- A new call. opts: deadline (seconds from now; else the client's), deadline_at (an
 -- absolute monotonic time, for a batch). budget: a shared retry budget or nil.
@@ -151,7 +147,7 @@ function _M.new(client, endpoint, body, opts, budget)
     connect_timeout = client.connect_timeout, started = t,
     deadline = deadline, deadline_at = at, budget = budget,
     attempt = 0, retries_left = client.max_retries, skew_fixed = false, sent = false,
-    waited = client.limiter and 0 or nil,
+    waited = client.rate and 0 or nil, slept = 0, endpoint = endpoint, reused = false,
   }
 end
 
@@ -159,9 +155,9 @@ end
 -- it (0 without a limit). A wait of more than 0 starts now, unless one started already (a job
 -- waits from the moment it is ready to send): `paced` ends it.
 function _M.pace(c)
-  local lim = c.client.limiter
-  if not lim then return 0 end
-  local d = lim:reserve(now())
+  local client = c.client
+  if not client.rate then return 0 end
+  local d = client.state:reserve(now())
   if d > 0 and not c.pace_t0 then c.pace_t0 = now() end
   return d
 end
@@ -184,7 +180,25 @@ function _M.ended(c, res, err)
     local ended = res or err
     ended.waited = c.waited
   end
+  local on_call = c.client.on_call
+  if on_call then _M.event(c.client, c.endpoint, res, err, c) end
   return res, err
+end
+
+--- Tells the client's on_call of a call that ended (c: the call, nil for a body that never
+-- became one: it broke a rule). Never raises.
+function _M.event(client, endpoint, res, err, c)
+  local on_call = client.on_call
+  if not on_call then return end
+  local x = res or err
+  local ev = {
+    endpoint = endpoint and endpoint.name, outcome = res and "ok" or err.kind,
+    code = x.code, http_status = x.http_status, attempts = x.attempts or (c and c.attempt) or 0,
+    duration = c and (now() - c.started) or 0,
+    waited = c and ((c.waited or 0) + c.slept) or 0, reused = c and c.reused or false,
+  }
+  local ok, why = pcall(on_call, ev)
+  if not ok then client:_callback_raised(why, { callback = "on_call" }) end
 end
 
 -- The call's deadline passed: before attempt n + 1, or during attempt n (`during`). Worth
@@ -218,6 +232,14 @@ function _M.begin(c)
   end
   local timeout = client.timeout
   local t = now()
+  if client.breaker then
+    local left = client.state:breaker_check(t)
+    if left then
+      return nil, errors.CircuitOpenError.new{ attempts = c.attempt, sent = c.sent,
+        retry_after = left, message = format("the circuit breaker is open: %d failures in a row "
+          .. "worth retrying; the next trial in %.1fs", client.breaker.failures, left) }
+    end
+  end
   if c.deadline_at then
     local left = c.deadline_at - t
     if left <= 0 then return nil, deadline_error(c) end
@@ -248,13 +270,31 @@ function _M.signed(client)
   return signed
 end
 
---- A plain success's result (see outcome): the message redacted if it holds the secret.
+-- A plain success's headers are parsed when first read (most callers never read them): the
+-- raw block waits in the result under a key no caller has (made with the result, so that it
+-- costs no table of its own).
+local RAW = setmetatable({}, { __tostring = function() return "itnio.raw_headers" end })
+local plain_mt = { __index = function(res, k)
+  if k ~= "headers" then return nil end
+  local raw = rawget(res, RAW)
+  if not raw then return nil end
+  local h = core.parse_headers(raw)
+  rawset(res, RAW, nil)
+  rawset(res, "headers", h)
+  return h
+end }
+
+--- A plain success's result (see outcome): the message redacted if it holds the secret;
+-- its `headers` made from raw (the answer's header block) when first read.
 -- @local
-function _M.plain_result(client, msg, attempts)
+function _M.plain_result(client, msg, attempts, raw)
   msg = msg or "success"
   local secret = secrets[client]
   if secret and find(msg, secret, 1, true) then msg = _M.redact(client, msg) end
-  return { code = 0, message = msg, http_status = 200, attempts = attempts }
+  if not raw then return { code = 0, message = msg, http_status = 200, attempts = attempts } end
+  if secret and find(raw, secret, 1, true) then raw = _M.redact(client, raw) end
+  return setmetatable({ code = 0, message = msg, http_status = 200, attempts = attempts, [RAW] = raw },
+                      plain_mt)
 end
 
 --- The answer's headers as a plain table, lower-case names (a transport may make them when
@@ -321,22 +361,25 @@ local RETRY_TRANSPORT = { connect = true, timeout = true, reset = true }
 -- { reason, code, message, sent }); or resp true and terr the message (or nil), when the
 -- transport recognised a plain success itself (curl's fast path: HTTP 200, code 0, a plain
 -- message, no data; see core.plain_success). Returns "done", res | "stop", err | "retry", delay.
-function _M.outcome(c, resp, terr)
+function _M.outcome(c, resp, terr, raw, reused)
   local client = c.client
   local res, err
   if resp == true then
-    c.sent = true
-    res = _M.plain_result(client, terr, c.attempt)
+    c.sent, c.reused = true, reused == true
+    res = _M.plain_result(client, terr, c.attempt, raw)
+    if client.breaker then client.state:breaker_record(false, now()) end
     local budget = c.budget
-    if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
+    if budget then budget:earn() end
     if client.logger then
       client:_log("info", "itnio: task updated", { method = c.method, url = c.url, attempt = c.attempt,
         duration = now() - c.t0, status = 200 })
     end
     return "done", res
   elseif resp then
-    c.sent = true
+    c.sent, c.reused = true, resp.reused == true
     res, err = _M.classify(resp, c.attempt)
+    local x = res or err
+    x.headers = redact_tree(client, _M.answer_headers(resp), 0)
   elseif terr.reason == "timeout" and c.capped then
     if terr.sent then c.sent = true end
     err = deadline_error(c, true)
@@ -354,20 +397,28 @@ function _M.outcome(c, resp, terr)
   }
   local budget = c.budget
   if res then
+    if client.breaker then client.state:breaker_record(false, now()) end
     _M.redact_result(client, res, resp.body)
-    if budget then budget.tokens = min(budget.capacity, budget.tokens + budget.earn) end
+    if budget then budget:earn() end
     if fields then client:_log("info", "itnio: task updated", fields) end
     return "done", res
   end
   err.attempts = c.attempt
   err.message = _M.redact(client, err.message)
+  if client.breaker then   -- (the caller's own ends, a deadline, a close, say nothing of the server)
+    local r = err.reason
+    if r ~= "deadline" and r ~= "closed" and r ~= "cancelled" then
+      client.state:breaker_record(err.retryable == true, now())
+    end
+  end
 
   local again, delay = false, 0
   if err.kind == "TimestampExpiredError" and not c.skew_fixed then
     -- Learn the server's clock from its Date header and resend at once, re-signed.
     local server = httpdate.parse(_M.answer_headers(resp)["date"])
     if server then
-      client.offset = server - floor(wall())
+      client.offset = server - floor(wall())   -- (a copy to read; the state is the truth)
+      client.state:set_offset(client.offset)
       c.skew_fixed, again = true, true
       if fields then fields.offset = client.offset end
     end
@@ -390,9 +441,7 @@ function _M.outcome(c, resp, terr)
                                           c.deadline or (c.deadline_at - c.started))
     end
     if again and budget then
-      if budget.tokens >= 1 then
-        budget.tokens = budget.tokens - 1
-      else
+      if not budget:take() then
         again = false
         err.message = err.message .. " (no retry: the batch's retry budget is spent)"
       end
@@ -420,12 +469,13 @@ function _M.run(c, transport, sleep)
     end
     local ok, err = _M.begin(c)
     if not ok then return _M.ended(c, nil, err) end
-    local resp, terr = transport:send(c)
+    local resp, terr, raw, reused = transport:send(c)
     c.headers, c.lines = nil, nil   -- the Sign stays out of what a caller may dump
-    local what, x = _M.outcome(c, resp, terr)
+    local what, x = _M.outcome(c, resp, terr, raw, reused)
     if what == "done" then return _M.ended(c, x) end
     if what == "stop" then return _M.ended(c, nil, x) end
     sleep(x)
+    c.slept = c.slept + x
   end
 end
 

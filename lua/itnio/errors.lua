@@ -5,7 +5,8 @@
 --
 -- The classes: ConfigError, ValidationError, AuthError (-1), IpLimitError (-2),
 -- TimestampExpiredError (-16), SystemError (-18), ParameterError (-22), ApiError (any other
--- code), HttpError, TransportError, DecodeError; each is a field of this module.
+-- code), HttpError, TransportError, DecodeError, CircuitOpenError (the client's breaker is
+-- open: nothing was sent; `retry_after` is the seconds left); each is a field of this module.
 -- @module itnio.errors
 local setmetatable, getmetatable, tostring, type, pairs, pcall = setmetatable, getmetatable, tostring, type, pairs, pcall
 local concat = table.concat
@@ -59,6 +60,7 @@ define("ApiError",              { retryable = false, message = "API error" })
 define("HttpError",             { retryable = false, message = "HTTP error" })
 define("TransportError",        { retryable = false, sent = false, message = "transport error" })
 define("DecodeError",           { retryable = false, message = "the answer could not be read" })
+define("CircuitOpenError",      { retryable = true, message = "the circuit breaker is open" })
 
 local by_code = {
   [-1] = _M.AuthError, [-2] = _M.IpLimitError, [-16] = _M.TimestampExpiredError,

@@ -19,6 +19,7 @@ local batch     = require "itnio.batch"
 local args      = require "itnio.args"
 local endpoints = require "itnio.endpoints"
 local limiter   = require "itnio.limiter"
+local state     = require "itnio.state"
 -- Loaded now, not on first use: with no file descriptor left, a require fails as "not found".
 local curl      = require "itnio.transport.curl"
 local func      = require "itnio.transport.func"
@@ -92,6 +93,7 @@ local NEW_OPTS = args.set{
   "api_key", "api_secret", "base_url", "timeout", "connect_timeout", "max_retries", "backoff_base",
   "backoff_cap", "max_retry_after", "deadline", "cafile", "capath", "proxy", "user_agent",
   "max_body", "insecure", "allow_http", "logger", "transport", "passthrough", "rate", "burst",
+  "breaker", "on_call", "shared_dict",
 }
 local CALL_OPTS  = args.set{ "passthrough", "deadline" }
 local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
@@ -119,7 +121,17 @@ local START_OPTS = args.set{ "passthrough", "deadline", "on_done" }
 --   included, `burst` (a whole number, 1 unless given) of them at once after a quiet spell;
 --   a token bucket of the client's (`itnio.limiter`). Every path waits its turn: the blocking
 --   call sleeps (`ngx.sleep` inside nginx), jobs and the batch wait on a timer `poll` checks.
---   The seconds a call waited for it are its result's and its error's `waited`.
+--   The seconds a call waited for it are its result's and its error's `waited`;
+-- - `breaker = { failures = n, cooldown = seconds }`: after n failures in a row worth
+--   retrying (no answer, HTTP 429 or 5xx, -18; counted across calls), calls fail at once with
+--   a `CircuitOpenError` for `cooldown` seconds; then one trial call goes, and its outcome
+--   closes the breaker or opens it again (off unless given);
+-- - `on_call = function(ev)`: called once per call when it ends, on every path, with
+--   `{ endpoint, outcome ("ok" or the error's class), code, http_status, attempts, duration,
+--   waited, reused }`; one that raises does not break the call;
+-- - `shared_dict`: inside nginx, the name of a `lua_shared_dict` where the clock offset, the
+--   rate limit, the breaker and the batch's retry budget live, shared by every worker
+--   (itnio.state); outside nginx a ConfigError.
 -- @tparam table opts the options above
 -- @treturn Client the client
 -- @return[2] nil
@@ -184,8 +196,29 @@ function _M.new(opts)
     if opts.rate == nil then return config_error("burst needs a rate") end
     why = limiter.check(opts.rate, opts.burst)
     if why then return config_error(why) end
-    self.limiter = limiter.new(opts.rate, opts.burst)
+    self.rate = opts.rate
   end
+  if opts.breaker ~= nil then
+    why = state.check_breaker(opts.breaker)
+    if why then return config_error(why) end
+    self.breaker = { failures = opts.breaker.failures, cooldown = opts.breaker.cooldown }
+  end
+  if opts.on_call ~= nil and type(opts.on_call) ~= "function" then
+    return config_error("on_call must be a function(event)")
+  end
+  self.on_call = opts.on_call
+  if opts.shared_dict ~= nil then
+    if type(opts.shared_dict) ~= "string" or opts.shared_dict == "" then
+      return config_error("shared_dict must be the name of a lua_shared_dict")
+    end
+    if not (ngx and ngx.shared) then
+      return config_error("shared_dict works inside nginx only (a lua_shared_dict is shared by "
+        .. "nginx's workers); outside nginx, leave it unset")
+    end
+  end
+  self.state, why = state.new(self, { rate = opts.rate, burst = opts.burst, breaker = self.breaker,
+                                      shared_dict = opts.shared_dict })
+  if not self.state then return config_error(why) end
 
   local t = opts.transport
   if type(t) == "function" then
@@ -230,7 +263,8 @@ end
 -- stderr hears it once per client. Never raises. (The jobs' and the batch's one policy.)
 -- @local
 function Client:_callback_raised(why, fields)
-  local msg = "itnio: an on_done callback raised: " .. call.redact(self, errors.text(why))
+  local which = fields and fields.callback or "on_done"
+  local msg = "itnio: an " .. which .. " callback raised: " .. call.redact(self, errors.text(why))
   if self.logger then
     self:_log("error", msg, fields)
   elseif not self._callback_warned then
@@ -307,16 +341,23 @@ end
 -- @return[2] nil
 -- @treturn[2] table the error, of a class of `itnio.errors`
 -- @raise when task is not a table, or opts is not a table or has an unknown name or a bad value
+-- A call that ended before it began (a broken body, a closed client, no transport here):
+-- on_call hears of it too.
+local function failed(self, e, err)
+  call.event(self, e, nil, err)
+  return nil, err
+end
+
 local function call_method(e, fname)
   return function(self, body, opts)
     if opts ~= nil then args.options(opts, CALL_OPTS, 2, fname) end
     local encoded, err = call.encode(self, e, body, opts, fname)
-    if not encoded then return nil, err end
-    if self.closed then return nil, call.closed_error() end
+    if not encoded then return failed(self, e, err) end
+    if self.closed then return failed(self, e, call.closed_error()) end
     local transport, terr = self:_transport("call")
     if not transport then
       terr.attempts = 0
-      return nil, terr
+      return failed(self, e, terr)
     end
     -- Retries wait with compat.sleep: ngx.sleep inside nginx, where it does not block the worker.
     return call.run(call.new(self, e, encoded, opts), transport, compat.sleep)
@@ -360,8 +401,11 @@ local function start_method(e, fname)
       args.bad(2, fname, "opts.on_done must be a function")
     end
     local encoded, err = call.encode(self, e, body, opts, fname)
-    if not encoded then return nil, err end
-    return jobs.start(self, e, encoded, opts, nil, on_done)
+    if not encoded then return failed(self, e, err) end
+    local job
+    job, err = jobs.start(self, e, encoded, opts, nil, on_done)
+    if not job then return failed(self, e, err) end
+    return job
   end
 end
 

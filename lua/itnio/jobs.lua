@@ -204,13 +204,14 @@ end
 local function schedule(r, job, delay)
   if r.closed then return finish(r, job, nil, call.closed_error(job.attempt)) end
   job.state = WAITING
+  job.slept = job.slept + delay
   if delay > 0 then heap_push(r.wakes, job, now() + delay) else enqueue(r, job) end
 end
 
 -- The decision after an attempt. The logger it may call can end the job meanwhile (a close,
 -- a cancel, a poll that passed its deadline): an ended job stays ended.
-local function advance(r, job, resp, terr)
-  local what, x = call.outcome(job, resp, terr)
+local function advance(r, job, resp, terr, raw, reused)
+  local what, x = call.outcome(job, resp, terr, raw, reused)
   if job.state == DONE then return end
   if what == "done" then finish(r, job, x)
   elseif what == "stop" then finish(r, job, nil, x)
@@ -236,11 +237,11 @@ local function launch(r, job)
   end
   job.state = SENDING
   r.sending[job] = true
-  local resp, terr = t:send(job)
+  local resp, terr, raw, reused = t:send(job)
   job.headers, job.lines = nil, nil
   if job.state ~= SENDING then return end
   r.sending[job] = nil
-  return advance(r, job, resp, terr)
+  return advance(r, job, resp, terr, raw, reused)
 end
 
 local function deadline_passed(r, job)
@@ -276,7 +277,7 @@ local function step(r)
       end
     end
   end
-  local lim = r.client.limiter
+  local lim = r.client.rate
   while r.qhead <= r.qtail and budget > 0 and (not r.async or r.transfers < MAX_TRANSFERS) do
     local job = dequeue(r)
     if job.state == WAITING then
@@ -296,7 +297,7 @@ local function step(r)
   if r.transfers > 0 then
     local t = r.transport
     while true do
-      local id, resp, terr = t:ready()
+      local id, resp, terr, raw, reused = t:ready()
       if not id then break end
       local k = t.key(id)
       local job = r.by_id[k]
@@ -304,14 +305,14 @@ local function step(r)
         r.by_id[k] = nil
         r.transfers = r.transfers - 1
         job.id = nil
-        advance(r, job, resp, terr)
+        advance(r, job, resp, terr, raw, reused)
         if r.closed then return end
       else
         local sink = r.light[k]
         if sink then
           r.light[k] = nil
           r.transfers = r.transfers - 1
-          _M.light_done(r, sink, id, resp, terr)
+          _M.light_done(r, sink, id, resp, terr, raw)
           if r.closed then return end
         end
       end
@@ -409,8 +410,8 @@ end
 
 -- ---------------------------------------------------------------------------------------
 -- Light jobs: a batch's tasks, when the transport waits asynchronously and the client has no
--- logger (whose fields need a call per attempt) and no rate limit (a paced attempt waits as
--- a job), start with no table of their own: the core
+-- logger (whose fields need a call per attempt), no rate limit (a paced attempt waits as a
+-- job), no breaker and no on_call (each needs the call), start with no table of their own: the core
 -- writes the task straight into a transfer, and a plain success (see call.outcome) is the
 -- task's result at once. Any other outcome makes the task a job like any other (its body
 -- written anew: the task is still in the batch's list), which call.outcome decides. So the
@@ -423,7 +424,7 @@ end
 --- The runner a batch's light jobs can ride, or nil (jobs must be full ones here).
 -- @local
 function _M.light_runner(client)
-  if client.logger or client.limiter or client.closed then return nil end
+  if client.logger or client.rate or client.breaker or client.on_call or client.closed then return nil end
   local r = runner_of(client)
   if not (r and r.async) then return nil end
   local ok = r.transport:open()
@@ -464,7 +465,7 @@ end
 
 --- A light job's transfer ended: a plain success is its result; anything else makes it a job.
 -- @local
-function _M.light_done(r, sink, id, resp, terr)
+function _M.light_done(r, sink, id, resp, terr, raw)
   local k = r.transport.key(id)
   local i = sink.ids[k]
   sink.ids[k], sink.id_of[k] = nil, nil
@@ -474,9 +475,8 @@ function _M.light_done(r, sink, id, resp, terr)
   if resp == true then
     r.count = r.count - 1
     r.finished = r.finished + 1   -- (a poll with a timeout returns: the batch has room again)
-    local budget = sink.budget
-    budget.tokens = min(budget.capacity, budget.tokens + budget.earn)
-    sink.ended(i, call.plain_result(client, terr, 1))
+    sink.budget:earn()
+    sink.ended(i, call.plain_result(client, terr, 1, raw))
     local t = r.ltail
     r.lended[t + 1], r.lended[t + 2] = sink, i
     r.ltail = t + 2

@@ -13,9 +13,9 @@
 -- { status, headers, body, reused }, headers with lower-case names (parsed on first use: most
 -- answers never need one); a failure is { reason, code, message, sent, answered }, reason as
 -- TransportError's. A plain success (HTTP 200, code 0, a plain message, no data: the answer
--- that needs no decision) comes as true and its message instead of a table, recognised in C
--- (core.plain_success), so that the common case makes no table at all; call.outcome takes
--- both. libcurl itself resends a request once on a fresh connection when a reused one turns
+-- that needs no decision) comes as true, its message, the raw header block and whether the
+-- connection was reused, instead of a table, recognised in C (core.plain_success), so that
+-- the common case makes no table at all; call.outcome takes both. libcurl itself resends a request once on a fresh connection when a reused one turns
 -- out closed before any answer.
 local core = require "itnio.core"
 
@@ -92,7 +92,8 @@ function Curl:send(req)
   end
   local status, head, body, reused = h:perform(req.method, req.url, lines_of(req), req.body,
                                                req.timeout, req.connect_timeout)
-  if not status or status == true then return status, head end   -- a failure, or a plain success
+  if not status then return nil, head end
+  if status == true then return true, head, body, reused end   -- a plain success: msg, raw head
   return { status = status, headers = headers_of(head), body = body, reused = reused }
 end
 
@@ -143,7 +144,8 @@ function Curl:submit_task(req, endpoint, task, passthrough)
 end
 
 --- Does what the sockets have ready, and gives one finished request: id, answer, or id,
--- nil, failure; nil when none has finished. (Keep calling it until nil.)
+-- nil, failure, or id, true, message, raw header block, reused (a plain success); nil when
+-- none has finished. (Keep calling it until nil.)
 function Curl:ready()
   local m = self.multi
   if not m then return nil end
@@ -154,7 +156,8 @@ function Curl:ready()
     if not id then return nil end
   end
   local status, head, body, reused = m:take(id)
-  if not status or status == true then return id, status, head end   -- a failure, or a plain success
+  if not status then return id, nil, head end
+  if status == true then return id, true, head, body, reused end   -- a plain success: msg, raw head
   return id, { status = status, headers = headers_of(head), body = body, reused = reused }
 end
 
