@@ -102,6 +102,41 @@ describe("examples/openresty", function()
     assert.is_nil(example:error_log():find(sb.api_secret, 1, true))
   end)
 
+  -- /metrics as numbers: { ["itnio_calls_total{...}"] = n, ... }, and the text.
+  local function scrape()
+    local status, body, headers = example:get("/metrics")
+    assert.equal(200, status, body)
+    assert.matches("^text/plain; version=0.0.4", headers["content-type"])
+    local m = {}
+    for name, v in body:gmatch("\n?([%w_]+%b{}) ([%d.e+-]+)") do m[name] = tonumber(v) end
+    return m, body
+  end
+
+  it("counts every call on /metrics, by outcome, with a duration histogram (Prometheus text)", function()
+    local before = scrape()
+    local function post(body) return example:get("/recall-task", "POST", body, { ["Content-Type"] = "application/json" }) end
+    for _ = 1, 3 do assert.equal(200, (post(TASK))) end
+    assert.equal(422, (post('{"keyId":300,"recallType":0,"recallInterval":1,"recallNum":1,'
+      .. '"nodeList":[{"source":1,"voiceFileId":"x.wav","hangUpSms":0,"toSeat":0}]}')))   -- -22: 300 is Running
+    assert.equal(422, (post('{"keyId":0}')))   -- breaks rules: counted, nothing sent
+    sb:fault{ kind = "status", status = 500, count = 3 }
+    assert.equal(502, (post(TASK)))            -- three attempts, then HttpError
+    local after, text = scrape()
+    local function delta(name) return (after[name] or 0) - (before[name] or 0) end
+    local ep = 'endpoint="recall_update"'
+    assert.equal(3, delta("itnio_calls_total{" .. ep .. ',outcome="ok"}'), text)
+    assert.equal(1, delta("itnio_calls_total{" .. ep .. ',outcome="ParameterError"}'), text)
+    assert.equal(1, delta("itnio_calls_total{" .. ep .. ',outcome="ValidationError"}'), text)
+    assert.equal(1, delta("itnio_calls_total{" .. ep .. ',outcome="HttpError"}'), text)
+    assert.equal(6, delta("itnio_call_duration_seconds_count{" .. ep .. "}"), text)
+    assert.equal(6, delta("itnio_call_duration_seconds_bucket{" .. ep .. ',le="+Inf"}'), text)
+    -- the sandbox holds each answer 200 ms: five calls reached it, one (the broken task) did not
+    assert.equal(1, delta("itnio_call_duration_seconds_bucket{" .. ep .. ',le="0.1"}'), text)
+    assert.is_true(delta("itnio_call_duration_seconds_sum{" .. ep .. "}") >= 5 * 0.2)
+    assert.matches("# TYPE itnio_calls_total counter", text, 1, true)
+    assert.matches("# TYPE itnio_call_duration_seconds histogram", text, 1, true)
+  end)
+
   it("overlaps 50 concurrent updates on one worker: well under 50 x 200 ms #timing", function()
     local codes, took, out = parallel(50, example.url .. "/recall-task", TASK)
     assert.equal(50, #codes, out)

@@ -6,7 +6,26 @@ local cjson = require "cjson.safe"
 
 local _M = {}
 
--- One client per worker: it keeps the connection pool's name, the clock offset, the options.
+-- What /metrics serves, kept in lua_shared_dict itnio_metrics so that every worker adds to it:
+-- calls by endpoint and outcome, and the calls' durations in buckets (seconds).
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+
+local function count(ev)
+  local m = ngx.shared.itnio_metrics
+  local labels = ev.endpoint .. "|" .. ev.outcome
+  m:incr("calls|" .. labels, 1, 0)
+  local d = ev.endpoint
+  for _, le in ipairs(BUCKETS) do
+    if ev.duration <= le then m:incr("bucket|" .. d .. "|" .. le, 1, 0) end
+  end
+  m:incr("bucket|" .. d .. "|+Inf", 1, 0)
+  m:incr("sum|" .. d, ev.duration, 0)
+  m:incr("count|" .. d, 1, 0)
+end
+
+-- One client per worker: it keeps the connection pool's name and the options; what it
+-- learns (the clock offset, the breaker's state, the retry budget) lives in the shared dict,
+-- so the workers learn it once.
 local client, client_err
 
 local function get_client()
@@ -16,6 +35,8 @@ local function get_client()
     api_secret = os.getenv("ITNIO_API_SECRET"),
     base_url   = os.getenv("ITNIO_BASE_URL"),     -- nil: https://api.itniotech.com
     timeout = 10, connect_timeout = 3, max_retries = 2, deadline = 25,
+    shared_dict = "itnio", breaker = { failures = 20, cooldown = 10 },
+    on_call = count,
     logger = function(level, message, fields)
       if level ~= "info" then
         ngx.log(level == "error" and ngx.ERR or ngx.WARN, message, " attempt=", fields.attempt)
@@ -28,7 +49,7 @@ end
 local STATUS = {   -- the HTTP status this endpoint answers for each failure
   ValidationError = 422, ParameterError = 422, ConfigError = 500,
   AuthError = 502, IpLimitError = 502, TimestampExpiredError = 502, SystemError = 502,
-  ApiError = 502, HttpError = 502, DecodeError = 502, TransportError = 504,
+  ApiError = 502, HttpError = 502, DecodeError = 502, TransportError = 504, CircuitOpenError = 503,
 }
 
 local function reply(status, value)
@@ -73,6 +94,39 @@ function _M.update()
     kind = err.kind, code = err.code, message = err.message, retryable = err.retryable,
     attempts = err.attempts, errors = err.errors, reason = err.reason,
   } })
+end
+
+-- GET /metrics: the counters in Prometheus' text format (version 0.0.4).
+function _M.metrics()
+  local m = ngx.shared.itnio_metrics
+  local calls, hist = {}, {}
+  for _, key in ipairs(m:get_keys(0)) do
+    local kind, a, b = key:match("^(%a+)|([^|]+)|?(.*)$")
+    local v = m:get(key)
+    if kind == "calls" then
+      calls[#calls + 1] = ('itnio_calls_total{endpoint="%s",outcome="%s"} %d'):format(a, b, v)
+    elseif kind == "bucket" then
+      hist[#hist + 1] = { a, tonumber(b) or math.huge, ('itnio_call_duration_seconds_bucket{endpoint="%s",le="%s"} %d'):format(a, b, v) }
+    elseif kind == "sum" then
+      hist[#hist + 1] = { a, math.huge, ('itnio_call_duration_seconds_sum{endpoint="%s"} %.6f'):format(a, v), 1 }
+    elseif kind == "count" then
+      hist[#hist + 1] = { a, math.huge, ('itnio_call_duration_seconds_count{endpoint="%s"} %d'):format(a, v), 2 }
+    end
+  end
+  table.sort(calls)
+  table.sort(hist, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return (x[4] or 0) < (y[4] or 0)
+  end)
+  local out = { "# HELP itnio_calls_total Calls to the ITNIO API by endpoint and outcome (ok or the error's class).",
+                "# TYPE itnio_calls_total counter" }
+  for _, line in ipairs(calls) do out[#out + 1] = line end
+  out[#out + 1] = "# HELP itnio_call_duration_seconds How long each call took, its retries included."
+  out[#out + 1] = "# TYPE itnio_call_duration_seconds histogram"
+  for _, h in ipairs(hist) do out[#out + 1] = h[3] end
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.say(table.concat(out, "\n"))
 end
 
 return _M

@@ -92,8 +92,22 @@ end
 local Shared = {}
 Shared.__index = Shared
 
-function Shared:offset() return self.dict:get(self.prefix .. "offset") or 0 end
-function Shared:set_offset(v) self.dict:set(self.prefix .. "offset", v) end
+function Shared:offset() return self.dict:get(self.prefix .. "offset") or self.off end
+function Shared:set_offset(v)
+  self.off = v   -- (kept here too: a full dict must not make this worker forget it)
+  local ok, err = self.dict:set(self.prefix .. "offset", v)
+  if not ok then self:full(err) end
+end
+
+-- The dict refused a write: said once per client; this worker goes on with its own state.
+function Shared:full(err)
+  if self.warned then return end
+  self.warned = true
+  if self.warn then
+    self.warn("itnio: the lua_shared_dict " .. self.name .. " refused a write (" .. tostring(err)
+      .. "): this worker goes on with state of its own; give the dict more memory")
+  end
+end
 
 -- The rate limit as slots of 1/rate seconds, one attempt each, claimed with `add` (atomic;
 -- the first worker to add a slot's key has it). A slot in the last `burst` slots that nobody
@@ -107,6 +121,7 @@ function Shared:reserve(t)
     local ok, err = dict:add(key .. format("%.0f", s), true, ttl)
     if ok then return max(0, s / rate - t) end
     if err ~= "exists" then   -- the dict is full: pace this worker alone rather than not at all
+      self:full(err)
       return self.fallback:reserve(t)
     end
     s = s + 1
@@ -191,8 +206,9 @@ function _M.new(client, opts)
   if not ok and err ~= "exists" then
     return nil, "shared_dict " .. name .. " cannot hold the client's state (" .. tostring(err) .. ")"
   end
-  return setmetatable({ dict = dict, prefix = prefix, rate = opts.rate, burst = opts.burst or 1,
-                        fallback = lim, breaker = opts.breaker, trial_timeout = trial_timeout }, Shared)
+  return setmetatable({ dict = dict, name = name, prefix = prefix, rate = opts.rate, burst = opts.burst or 1,
+                        fallback = lim, breaker = opts.breaker, trial_timeout = trial_timeout, off = 0,
+                        warn = function(msg) client:_log("warn", msg, nil, true) end }, Shared)
 end
 
 return _M

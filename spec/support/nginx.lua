@@ -3,6 +3,7 @@
 --
 --   local nginx = require "support.nginx"
 --   local srv = nginx.start{ http = "...", server = "...", main = "...", workers = 1,
+--                            reuseport = true (each connection to one worker, the kernel's pick),
 --                            env = { NAME = "value" },
 --                            conf = "<a whole nginx.conf, instead of http/server>" }
 --   srv.url, srv.port, srv.prefix; srv:get(path) -> status, body, headers; srv:stop()
@@ -42,7 +43,8 @@ local function default_conf(opts, prefix, port)
     writer = "spec/support/nginx.lua", prefix = prefix, log_level = "info",
     user = run("id -u"):match("^0%s*$") and "user root root;" or "", workers = opts.workers,
     lua_path = { ROOT .. "/lua", ROOT .. "/spec" }, lua_cpath = { core_dir() }, main = opts.main,
-    http = opts.http, server = "    listen 127.0.0.1:" .. port .. ";\n" .. (opts.server or ""),
+    http = opts.http, server = "    listen 127.0.0.1:" .. port .. (opts.reuseport and " reuseport" or "")
+      .. ";\n" .. (opts.server or ""),
   }
 end
 
