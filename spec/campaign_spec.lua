@@ -280,6 +280,25 @@ describe("itnio --batch under " .. LUA, function()
     assert.equal(1, sb:task(299).updates)
   end)
 
+  it("pauses while its breaker is open and sends the lines it held back once it closes #timing", function()
+    local FROM = 600001
+    sb:seed(FROM, FROM + 4)
+    sb:fault{ kind = "status", status = 503, count = 3 }
+    local text = {}
+    for i = 1, 5 do text[i] = task_line(FROM + i - 1) end
+    local file = dir .. "/breaker.jsonl"
+    write(file, table.concat(text, "\n") .. "\n")
+    local out, err, status = itnio({ "--batch", file, "--breaker=3,0.5", "--concurrency", "1" })
+    assert.equal(4, status, err)   -- line 1 ran out of retries on the 503s: worth retrying
+    local by = {}
+    for _, r in ipairs(decode_all(out)) do by[r.line] = r end
+    assert.equal("HttpError", by[1].kind)
+    for i = 2, 5 do assert.is_true(by[i].ok, "line " .. i .. ": " .. tostring(by[i].kind)) end
+    assert.equal(7, sb:stats().requests)   -- 3 for line 1, then the trial and the rest
+    local u = sb:updates(FROM, FROM + 4)
+    assert.equal(4, u.updates["1"])
+  end)
+
   it("exits 1 when the API refused a line, whatever else broke", function()
     local file = dir .. "/refused.jsonl"
     write(file, task_line(300) .. "\nnot json\n" .. task_line(299) .. "\n")
@@ -341,6 +360,7 @@ describe("itnio --batch under " .. LUA, function()
       { "--batch", file, "--concurrency", "0" }, { "--batch", file, "--concurrency", "2.5" },
       { "--batch", file, "--deadline", "-1" }, { "--batch" }, { "--batch", file, "extra.json" },
       { "--batch", file, "--journal", file }, { "--batch", dir .. "/missing" },
+      { "--batch", file, "--breaker=0,1" }, { "--batch", file, "--breaker=5" }, { file, "--breaker" },
       { "--batch", dir }, { file, "--rate", "5" }, { "--batch", file, "--progress", "--no-progress" },
     } do
       local _, err, status = itnio(args)

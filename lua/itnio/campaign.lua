@@ -369,8 +369,9 @@ local function progress_text(st, now)
     left = clock_text(elapsed * (st.size - st.consumed()) / st.consumed())
   end
   local failed = st.counts[REFUSED] + st.counts[BROKEN] + st.counts[RETRY]
-  return format("itnio: %d/%s lines, %d updated, %d failed, %.1f req/s, %s left",
-                st.ended, total, st.counts[UPDATED], failed, rps, left)
+  local paused = now < (st.paused_until or 0) and ", paused: the breaker is open" or ""
+  return format("itnio: %d/%s lines, %d updated, %d failed, %.1f req/s, %s left%s",
+                st.ended, total, st.counts[UPDATED], failed, rps, left, paused)
 end
 
 local function summary(st, now, dry_run)
@@ -449,12 +450,22 @@ function _M.run(opts)
     out:write(text, "\n")
   end
 
+  -- Lines the client's breaker refused (CircuitOpenError): they wait, in order, and go again
+  -- once it lets calls through; nothing new starts meanwhile.
+  local again, ahead = {}, 1
+  st.paused_until = 0
+
+  local send   -- (below)
   local function start(n, line)
     local task, jerr = cjson.decode(line)
     if type(task) ~= "table" or not find(line, "^[ \t]*{") then
       local what = jerr or (type(task) == "table" and "an array" or type(task))
       return ended(n, nil, nil, input_error("the line is not a JSON object (" .. tostring(what) .. ")"))
     end
+    return send(n, task)
+  end
+
+  function send(n, task)
     local kid = key_id(task)
     if opts.dry_run then
       local req, err = client[prepare_m](client, task, opts.passthrough and { passthrough = true } or nil)
@@ -473,6 +484,11 @@ function _M.run(opts)
     copts.on_done = function(res, err)
       st.inflight = st.inflight - 1
       st.requests = st.requests + ((res or err).attempts or 0)
+      if err and err.kind == "CircuitOpenError" and not st.stopped then
+        again[#again + 1] = { n = n, task = task, err = err }
+        st.paused_until = math.max(st.paused_until, now() + (err.retry_after or 1))
+        return
+      end
       ended(n, kid, res, err)
     end
     local job, err = client[start_m](client, task, copts)
@@ -480,8 +496,25 @@ function _M.run(opts)
     st.inflight = st.inflight + 1
   end
 
+  -- The lines the breaker held back, when it lets calls through again (or all of them, with
+  -- their error, when the run stops).
+  local function resend(stop)
+    while ahead <= #again and (stop or st.inflight < concurrency) do
+      local x = again[ahead]
+      again[ahead] = nil
+      ahead = ahead + 1
+      if stop then ended(x.n, key_id(x.task), nil, x.err) else send(x.n, x.task) end
+    end
+    if ahead > #again then again, ahead = {}, 1 end
+  end
+
   -- Reads and starts lines while there is room, a bounded number a turn.
   local function feed()
+    if now() < st.paused_until then return end
+    if ahead <= #again then
+      if not st.stopped then resend(false) end
+      if ahead <= #again then return end
+    end
     local budget = LINES_A_TURN
     while budget > 0 and not st.eof and not st.stopped and st.inflight < concurrency do
       local n, text, why
@@ -531,9 +564,12 @@ function _M.run(opts)
 
   while true do
     if opts.signals and not st.stopped then st.stopped = core.caught() end
+    if deadline_at and ahead <= #again and now() >= deadline_at then st.paused_until = 0 end
     feed()
-    if st.inflight == 0 and (st.eof or st.stopped) then break end
-    if st.inflight > 0 then client:poll(0.1) end
+    local waiting = ahead <= #again
+    if st.inflight == 0 and (st.eof or st.stopped) and not waiting then break end
+    if st.inflight == 0 and st.stopped and waiting then resend(true) end
+    if st.inflight > 0 then client:poll(0.1) elseif waiting then core.sleep(0.05) end
     out:flush()
     draw(now())
   end
