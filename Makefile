@@ -29,7 +29,7 @@ LDFLAGS_ALL = -shared $(LDFLAGS)
 
 # busted runs under the Lua it is given; Debian's /usr/bin/busted would pick `lua`.
 BUSTED    = /usr/bin/busted
-LPATH     = lua/?.lua;lua/?/init.lua;spec/?.lua
+LPATH     = lua/?.lua;lua/?/init.lua;spec/?.lua;examples/testing/?.lua
 busted    = $(1) $(BUSTED) -o plainTerminal --cpath='$(2)/?.so' --lpath='$(LPATH)'
 CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # Under the sanitizers and valgrind: the core's specs, the client's (which drive http.c), the
@@ -64,7 +64,7 @@ lint:
 test: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@$(MAKE) --no-print-directory LUA=lua5.1 build
-	$(call busted,lua5.4,build/lua5.4) spec/
+	$(call busted,lua5.4,build/lua5.4) spec/ examples/testing/
 
 # The specs of code that runs elsewhere whatever the runner's Lua (inside nginx's LuaJIT, in
 # LÖVE, in bin/itnio run as a command): `test` runs them once; another copy under each other
@@ -73,7 +73,8 @@ ELSEWHERE     := spec/ngx_spec.lua spec/ngx_reader_spec.lua spec/openresty_examp
                  spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua spec/campaign_spec.lua \
                  spec/fleet_spec.lua \
                  $(wildcard spec/regress/ngx_*_spec.lua) spec/property/ngx_answers_spec.lua
-RUNNER_SPECS  := $(filter-out $(ELSEWHERE),$(wildcard spec/*_spec.lua spec/*/*_spec.lua))
+RUNNER_SPECS  := $(filter-out $(ELSEWHERE),$(wildcard spec/*_spec.lua spec/*/*_spec.lua)) \
+                 $(wildcard examples/testing/*_spec.lua)
 
 # The suites whose code runs in the runner's Lua, under LuaJIT: the core, and the Lua layer
 # that OpenResty runs.

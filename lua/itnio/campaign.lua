@@ -465,7 +465,7 @@ function _M.run(opts)
     return send(n, task)
   end
 
-  function send(n, task)
+  send = function(n, task)
     local kid = key_id(task)
     if opts.dry_run then
       local req, err = client[prepare_m](client, task, opts.passthrough and { passthrough = true } or nil)

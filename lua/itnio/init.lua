@@ -33,6 +33,15 @@ local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
 
 local _M = { _VERSION = core._VERSION, errors = errors }
 
+-- itnio.testing (the vendor double) is loaded when first read: production code never pays for it.
+setmetatable(_M, { __index = function(t, k)
+  if k == "testing" then
+    local m = require "itnio.testing"
+    rawset(t, k, m)
+    return m
+  end
+end })
+
 local DEFAULT_BASE_URL = "https://api.itniotech.com"
 
 local Client = {}
