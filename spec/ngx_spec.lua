@@ -209,6 +209,10 @@ describe("the ngx transport inside nginx", function()
       local r = call("batch", { n = 12, concurrency = 4, bad = 3 })
       assert.equal(12, #r.results)
       assert.equal(12, r.on_done_calls)
+      assert.equal(12, #r.on_call)   -- on_call hears every task, the broken one too
+      local by = {}
+      for _, o in ipairs(r.on_call) do by[o] = (by[o] or 0) + 1 end
+      assert.are.same({ ok = 11, ValidationError = 1 }, by)
       for i, o in ipairs(r.results) do
         if i == 3 then
           assert.equal("ValidationError", o.kind)

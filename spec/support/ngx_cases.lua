@@ -85,11 +85,12 @@ function cases.batch(args)
   if args.bad then tasks[tonumber(args.bad)] = { keyId = 299, recallType = 7 } end
   local t0 = ngx.now()
   ngx.update_time()
-  local calls = 0
+  local calls, events = 0, {}
+  c.on_call = function(ev) events[#events + 1] = ev.outcome end
   local results = c:update_recall_tasks(tasks, { concurrency = tonumber(args.concurrency or 16),
     retry_budget = tonumber(args.retry_budget), on_done = function() calls = calls + 1 end })
   ngx.update_time()
-  local out = { seconds = ngx.now() - t0, on_done_calls = calls, results = {} }
+  local out = { seconds = ngx.now() - t0, on_done_calls = calls, on_call = events, results = {} }
   for i, r in ipairs(results) do out.results[i] = outcome(c, r.res, r.err) end
   return out
 end
