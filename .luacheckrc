@@ -3,5 +3,6 @@ std = "max"
 globals = { "ngx" }   -- handlers set ngx.status and ngx.header
 max_line_length = false
 files["spec"] = { std = "+busted" }
+files["examples/**/*_spec.lua"] = { std = "+busted" }   -- a user's own specs, as they would write them
 exclude_files = { "build" }
 files["bench/wrk_post.lua"] = { globals = { "wrk", "request", "response", "done", "setup", "init" } }
