@@ -164,7 +164,7 @@ end
 
 function Sandbox:stop()
   if self.stopped then return end
-  launcher.stop(self.prefix)
+  launcher.stop(self.prefix, true)   -- at once: a spec is done with what is in flight
   self.stopped = true
   if os.getenv("ITNIO_KEEP_SANDBOX") ~= "1" then
     run("rm -rf -- " .. shell_quote(self.prefix))

@@ -5,7 +5,7 @@
 --   local launcher = require "itnio.sandbox.launcher"
 --   local info, err = launcher.start{ port = 18080, tls_port = 18443, prefix = "dir", ... }
 --     info: http_url, https_url, cafile, api_key, prefix
---   launcher.stop(prefix)      launcher.status(prefix) -> "running" | "stopped"
+--   launcher.stop(prefix [, fast])   launcher.status(prefix) -> "running" | "stopped"
 --
 -- What it needs, it finds: nginx on PATH (or $NGINX), the Lua module where Debian and the
 -- usual builds keep it (or $NGINX_MODULES_DIR; or built in, as in OpenResty), the Lua layer
@@ -190,8 +190,12 @@ local function wait_gone(pid, tries)
 end
 
 --- Stops the nginx of prefix (nothing to do when none runs).
+-- Gracefully by default: nginx ends the requests in flight first, which takes as long as
+-- a held answer or a delay fault (up to 5 s, then it is told to stop at once). A test that
+-- is done with its sandbox passes fast, and nginx drops what is in flight.
 -- @tparam string prefix the sandbox's directory
-function _M.stop(prefix)
+-- @tparam[opt] boolean fast stop at once (nginx's fast shutdown), not gracefully
+function _M.stop(prefix, fast)
   prefix = absolute(prefix)
   local pid = running_pid(prefix)
   if not pid then
@@ -199,8 +203,8 @@ function _M.stop(prefix)
     return true
   end
   local kids = sh("pgrep -P " .. pid)   -- its workers (their names omit the prefix)
-  sh("kill -QUIT " .. pid)
-  if not wait_gone(pid, 100) then   -- a graceful quit takes up to 5 s
+  sh((fast and "kill -TERM " or "kill -QUIT ") .. pid)
+  if not wait_gone(pid, fast and 40 or 100) then
     sh("kill -TERM " .. pid)
     if not wait_gone(pid, 40) then sh("kill -KILL " .. pid) end
   end
