@@ -138,7 +138,7 @@ describe("the client against the sandbox", function()
     assert.same(cjson.decode(core.encode_recall_update(t)), stored.task)
   end)
 
-  it("sends a 10 MB baseFile whole", function()
+  it("sends a 10 MB baseFile whole #big", function()
     local node = { source = 2, uploadName = "big-file.wav", baseFile = string.rep("QUJD", 2621440),
                    hangUpSms = 0, toSeat = 0 }
     local res, err = client(sb, { timeout = 30 }):update_recall_task(task{ nodeList = { node } })
@@ -586,7 +586,9 @@ describe("TLS", function()
   teardown(function() if sb then sb:stop() end end)
 
   it("is refused without the sandbox's CA", function()
-    local _, err = client(sb, { base_url = sb.https_url, max_retries = 0 }):update_recall_task(task())
+    -- generous timeouts: the handshake loads the system's CA bundle, seconds under valgrind
+    local _, err = client(sb, { base_url = sb.https_url, max_retries = 0, connect_timeout = 60,
+                                timeout = 60 }):update_recall_task(task())
     assert.is_true(errors.is(err, errors.TransportError))
     assert.equal("tls", err.reason)
     assert.is_false(err.retryable)
