@@ -395,7 +395,7 @@ describe("round trips", function()
     end)
   end
 
-  it("gives back a 10 MB baseFile", function()
+  it("gives back a 10 MB baseFile #big", function()
     local big = rep("QUJD", 2621440)
     local body, decoded = encode_ok(F.task_nodes(voice(2, { baseFile = big })))
     assert.truthy(#body > #big)
