@@ -39,6 +39,10 @@ local text = conf.render{
   main = "env ITNIO_API_KEY;\nenv ITNIO_API_SECRET;\nenv ITNIO_BASE_URL;",
   http = table.concat({
     "    client_body_buffer_size 1m;",
+    -- the handler's client keeps its state (clock, breaker, retry budget) and the counters
+    -- of /metrics there, as in examples/openresty/nginx.conf
+    "    lua_shared_dict itnio 1m;",
+    "    lua_shared_dict itnio_metrics 1m;",
     "    upstream vendor { server 127.0.0.1:" .. sandbox_port .. "; keepalive 64; }",
   }, "\n"),
   server = table.concat({
