@@ -7,15 +7,7 @@ local sandbox = require "support.sandbox"
 local nginx   = require "support.nginx"
 local shell   = require "support.shell"
 
-local function query(t)
-  local parts = {}
-  for k, v in pairs(t) do
-    parts[#parts + 1] = k .. "=" .. tostring(v):gsub("[^%w%-_.~]", function(c)
-      return string.format("%%%02X", c:byte())
-    end)
-  end
-  return table.concat(parts, "&")
-end
+local query = nginx.query
 
 describe("a fleet of 4 nginx workers with a shared_dict", function()
   local srv, sb

@@ -5,15 +5,7 @@ local socket  = require "socket"
 local sandbox = require "support.sandbox"
 local nginx   = require "support.nginx"
 
-local function query(t)
-  local parts = {}
-  for k, v in pairs(t) do
-    parts[#parts + 1] = k .. "=" .. tostring(v):gsub("[^%w%-_.~]", function(c)
-      return string.format("%%%02X", c:byte())
-    end)
-  end
-  return table.concat(parts, "&")
-end
+local query = nginx.query
 
 describe("the ngx transport inside nginx", function()
   local sb, srv

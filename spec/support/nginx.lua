@@ -7,6 +7,7 @@
 --                            env = { NAME = "value" },
 --                            conf = "<a whole nginx.conf, instead of http/server>" }
 --   srv.url, srv.port, srv.prefix; srv:get(path) -> status, body, headers; srv:stop()
+--   nginx.query{ k = v, ... } -> "k=v&..." (percent-encoded), for srv:get's path
 --
 -- Its config comes from itnio.sandbox.conf, the sandbox's own writer. Prefixes are
 -- build/test-nginx-<pid>-<n>; stop() removes its prefix unless ITNIO_KEEP_SANDBOX=1. A whole
@@ -20,6 +21,17 @@ local conf    = require "itnio.sandbox.conf"
 local N = {}
 local counter = 0
 local q, run, ROOT = sandbox.shell_quote, sandbox.run, sandbox.root
+
+-- A query string from a table: each value percent-encoded (all but unreserved characters).
+function N.query(t)
+  local parts = {}
+  for k, v in pairs(t) do
+    parts[#parts + 1] = k .. "=" .. tostring(v):gsub("[^%w%-_.~]", function(c)
+      return string.format("%%%02X", c:byte())
+    end)
+  end
+  return table.concat(parts, "&")
+end
 
 local function pid()
   local f = io.open("/proc/self/stat", "r")
