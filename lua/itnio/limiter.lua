@@ -11,9 +11,10 @@
 -- gives up meanwhile (a deadline, a cancel): the limit errs on the side of sending less.
 --
 -- The state lives in a store, an object with two methods: `store:get()` -> the number or nil,
--- and `store:set(n)`. The default keeps it in a table of its own. A store that keeps it elsewhere (a
--- `lua_shared_dict`, so that several nginx workers share one limit) needs only these two and
--- a clock every sharer reads alike.
+-- and `store:set(n)`. The default keeps it in a table of its own; limiters of one process that
+-- share a store (and a clock) share one limit. A get and a set are two steps, so a store
+-- that other processes write at the same time (a `lua_shared_dict` across nginx workers)
+-- would lose bookings: `itnio.state` paces those by claiming slots with the dict's `add`.
 -- @module itnio.limiter
 local type, tostring, setmetatable, floor, huge = type, tostring, setmetatable, math.floor, math.huge
 local format = string.format
