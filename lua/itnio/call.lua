@@ -364,17 +364,10 @@ local RETRY_TRANSPORT = { connect = true, timeout = true, reset = true }
 function _M.outcome(c, resp, terr, raw, reused)
   local client = c.client
   local res, err
-  if resp == true then
+  local plain = resp == true
+  if plain then
     c.sent, c.reused = true, reused == true
     res = _M.plain_result(client, terr, c.attempt, raw)
-    if client.breaker then client.state:breaker_record(false, now()) end
-    local budget = c.budget
-    if budget then budget:earn() end
-    if client.logger then
-      client:_log("info", "itnio: task updated", { method = c.method, url = c.url, attempt = c.attempt,
-        duration = now() - c.t0, status = 200 })
-    end
-    return "done", res
   elseif resp then
     c.sent, c.reused = true, resp.reused == true
     res, err = _M.classify(resp, c.attempt)
@@ -393,12 +386,12 @@ function _M.outcome(c, resp, terr, raw, reused)
   local logger = client.logger
   local fields = logger and {   -- built only for a logger: this is the hot path
     method = c.method, url = c.url, attempt = c.attempt, duration = now() - c.t0,
-    status = resp and resp.status or nil, error_kind = err and err.kind or nil,
+    status = plain and 200 or resp and resp.status or nil, error_kind = err and err.kind or nil,
   }
   local budget = c.budget
   if res then
     if client.breaker then client.state:breaker_record(false, now()) end
-    _M.redact_result(client, res, resp.body)
+    if not plain then _M.redact_result(client, res, resp.body) end
     if budget then budget:earn() end
     if fields then client:_log("info", "itnio: task updated", fields) end
     return "done", res
