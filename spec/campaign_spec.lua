@@ -14,19 +14,7 @@ local core    = require "itnio.core"
 local q, ROOT = shell.quote, shell.root
 local BIN = ROOT .. "/bin/itnio"
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read, write = shell.read, shell.write
 
 local function lines(text)
   local t = {}

@@ -1,17 +1,15 @@
 -- README's code blocks run as written: a README that lies is a bug.
+local shell = require "support.shell"
+
 local function readme_block(heading)
-  local f = assert(io.open("README.md", "rb"))
-  local text = f:read("*a")
-  f:close()
+  local text = assert(shell.read("README.md"), "README.md")
   local at = assert(text:find(heading, 1, true), "README has no heading " .. heading)
   return assert(text:match("```lua\n(.-)```", at), "no lua block under " .. heading)
 end
 
 local function run_script(code, env)
   local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(code)
-  f:close()
+  shell.write(path, code)
   local parts = {}
   for k, v in pairs(env) do parts[#parts + 1] = k .. "='" .. v .. "'" end
   local p = assert(io.popen(table.concat(parts, " ") .. " lua5.4 -e 'package.path = \"lua/?.lua;lua/?/init.lua;\" .. package.path; "
@@ -157,12 +155,7 @@ end)
 describe("README's Performance section", function()
   local BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-  local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
+  local function read(path) return assert(shell.read(path), path) end
 
   -- The section's text (from its heading to the next "## "), and the lines strictly between
   -- the two markers (nil when a marker is missing).

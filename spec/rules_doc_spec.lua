@@ -4,15 +4,11 @@
 -- outside the repository.
 local core    = require "itnio.core"
 local sandbox = require "support.sandbox"
+local shell   = require "support.shell"
 
 local ROOT = sandbox.root
 
-local function read(path)
-  local f = assert(io.open(ROOT .. "/" .. path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return assert(shell.read(ROOT .. "/" .. path), path) end
 
 local function valid_task()
   return { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,

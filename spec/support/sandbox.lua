@@ -50,13 +50,7 @@ local function denull(v)
   return v
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = shell.read
 
 local Sandbox = {}
 Sandbox.__index = Sandbox

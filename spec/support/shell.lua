@@ -3,6 +3,7 @@
 --
 --   local shell = require "support.shell"
 --   local out, ok = shell.run("cmd " .. shell.quote(arg))   shell.root   shell.free_ports()
+--   shell.read(path) -> its bytes, or nil when it cannot be opened    shell.write(path, text)
 local socket = require "socket"
 
 local S = {}
@@ -26,6 +27,22 @@ function S.run(cmd, keep_env)
   p:close()
   local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
   return body or out, rc == "0"
+end
+
+-- A file's bytes, or nil when it cannot be opened.
+function S.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- Writes text as the whole file (raises when it cannot).
+function S.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
 end
 
 -- The repository root, from this file's own location.
