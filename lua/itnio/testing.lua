@@ -16,23 +16,14 @@
 local vendor    = require "itnio.vendor"
 local endpoints = require "itnio.endpoints"
 local compat    = require "itnio.compat"
+local httpdate  = require "itnio.httpdate"
 local core      = require "itnio.core"
 local cjson     = require("cjson.safe").new()
 
-local type, tostring, pairs, ipairs, error, pcall, floor = type, tostring, pairs, ipairs, error, pcall, math.floor
+local type, tostring, pairs, ipairs, error, pcall = type, tostring, pairs, ipairs, error, pcall
 local concat, lower, format = table.concat, string.lower, string.format
 
 local _M = {}
-
-local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
-local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
-
--- An HTTP date (the vendor's clock, in every answer's Date).
-local function http_date(t)
-  local d = os.date("!*t", floor(t))
-  return format("%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[d.wday], d.day, MONTHS[d.month], d.year,
-                d.hour, d.min, d.sec)
-end
 
 -- null -> nil, deeply (a stored task as a plain Lua table).
 local function denull(v)
@@ -104,7 +95,7 @@ function _M.vendor(opts)
     if reply.reset then
       return nil, { reason = "reset", sent = true, message = "the connection was reset (the vendor double's reset fault)" }
     end
-    local h = { ["content-type"] = reply.ctype, date = http_date(v:now()) }
+    local h = { ["content-type"] = reply.ctype, date = httpdate.format(v:now()) }
     for k, x in pairs(reply.headers or {}) do h[lower(k)] = tostring(x) end
     return { status = reply.status, headers = h, body = reply.body, reused = #seen > 1 }
   end
