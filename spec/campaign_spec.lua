@@ -33,6 +33,15 @@ local function task_line(id, text)
     .. '"text":%s,"lan":"en-US","hangUpSms":0,"toSeat":0}]}'):format(id, cjson.encode(text or "Campaign"))
 end
 
+-- A file of n tasks, keyIds from .. from + n - 1, each seeded Pending in the sandbox.
+local function seeded_file(sb, path, from, n)
+  sb:seed(from, from + n - 1)
+  local text = {}
+  for i = 1, n do text[i] = task_line(from + i - 1) end
+  write(path, table.concat(text, "\n") .. "\n")
+  return path
+end
+
 -- A fresh directory for a test's files.
 local function tmpdir()
   local d = os.tmpname()
@@ -362,15 +371,7 @@ describe("itnio --batch under " .. LUA, function()
   end)
 
   describe("stops on a signal", function()
-    local function slow_file(n)
-      local FROM = 400001
-      sb:seed(FROM, FROM + n - 1)
-      local text = {}
-      for i = 1, n do text[i] = task_line(FROM + i - 1) end
-      local file = dir .. "/slow.jsonl"
-      write(file, table.concat(text, "\n") .. "\n")
-      return file
-    end
+    local function slow_file(n) return seeded_file(sb, dir .. "/slow.jsonl", 400001, n) end
 
     it("SIGTERM: the lines in flight end and are recorded; the summary; exit 143 #timing", function()
       sb:fault{ kind = "delay", ms = 600, count = 1000 }
@@ -458,14 +459,7 @@ describe("itnio --batch in a terminal, under " .. LUA, function()
     end
     return nil, limit
   end
-  local function file_of(n, from)
-    sb:seed(from, from + n - 1)
-    local text = {}
-    for i = 1, n do text[i] = task_line(from + i - 1) end
-    local file = dir .. "/t.jsonl"
-    write(file, table.concat(text, "\n") .. "\n")
-    return file
-  end
+  local function file_of(n, from) return seeded_file(sb, dir .. "/t.jsonl", from, n) end
 
   it("draws a progress line in a terminal, then the summary #timing", function()
     local file = file_of(40, 500001)

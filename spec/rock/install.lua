@@ -28,6 +28,18 @@ local function load_rockspec()
 end
 
 -- Lines of a command's output, sorted.
+-- A temporary directory with a copy of what the rock builds from (src/), an empty clean/
+-- to run from, and the path of the tree to install into: tmp, tree, clean.
+local function copy_source()
+  local dir, made = run("mktemp -d")
+  assert(made, dir)
+  local tmp = dir:gsub("%s+$", "")
+  local copied, ok = run("mkdir " .. q(tmp .. "/src") .. " " .. q(tmp .. "/clean") .. " && cd " .. q(ROOT)
+    .. " && cp -R csrc lua bin rockspec doc " .. q(tmp .. "/src"))
+  assert(ok, copied)
+  return tmp, tmp .. "/tree", tmp .. "/clean"
+end
+
 local function lines(cmd)
   local out, ok = run(cmd)
   assert(ok, out)
@@ -87,13 +99,7 @@ for _, v in ipairs { "5.4", "5.1" } do
     local sb      -- the sandbox the installed itnio updates a task on
 
     setup(function()
-      local dir, made = run("mktemp -d")
-      assert(made, dir)
-      tmp = dir:gsub("%s+$", "")
-      tree, clean = tmp .. "/tree", tmp .. "/clean"
-      local copied, cp_ok = run("mkdir " .. q(tmp .. "/src") .. " " .. q(clean) .. " && cd " .. q(ROOT)
-        .. " && cp -R csrc lua bin rockspec doc " .. q(tmp .. "/src"))
-      assert(cp_ok, copied)
+      tmp, tree, clean = copy_source()
       -- 5.1 also gives CURL_INCDIR, as a user whose curl lives elsewhere would: it must be used.
       local extra = v == "5.1" and (" CURL_INCDIR=" .. q(MULTIARCH:gsub("/lib/", "/include/"))) or ""
       out, ok = run("cd " .. q(tmp .. "/src") .. " && luarocks --lua-version " .. v .. " --tree "
@@ -237,13 +243,7 @@ describe("the installed sandbox", function()
   local tmp, tree, clean, env, installed
 
   setup(function()
-    local dir, made = run("mktemp -d")
-    assert(made, dir)
-    tmp = dir:gsub("%s+$", "")
-    tree, clean = tmp .. "/tree", tmp .. "/clean"
-    local copied, cp_ok = run("mkdir " .. q(tmp .. "/src") .. " " .. q(clean) .. " && cd " .. q(ROOT)
-      .. " && cp -R csrc lua bin rockspec doc " .. q(tmp .. "/src"))
-    assert(cp_ok, copied)
+    tmp, tree, clean = copy_source()
     local logs = {}
     installed = true
     for _, v in ipairs { "5.1", "5.4" } do
