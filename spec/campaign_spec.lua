@@ -362,11 +362,13 @@ describe("itnio --batch under " .. LUA, function()
       { "--batch", file, "--journal", file }, { "--batch", dir .. "/missing" },
       { "--batch", file, "--breaker=0,1" }, { "--batch", file, "--breaker=5" }, { file, "--breaker" },
       { "--batch", dir }, { file, "--rate", "5" }, { "--batch", file, "--progress", "--no-progress" },
+      { "--batch", file, "--results", file }, { "--batch", file, "--results", file .. ".journal" },
     } do
       local _, err, status = itnio(args)
       assert.equal(2, status, table.concat(args, " ") .. ": " .. tostring(err))
       assert.matches("itnio: ", err)
     end
+    assert.equal(task_line(299) .. "\n", read(file))   -- (no option wrote over the input)
     assert.equal(0, sb:stats().requests)
   end)
 
