@@ -11,6 +11,8 @@ BUILD    := build/$(LUA)$(VARIANT)
 SO       := $(BUILD)/itnio/core.so
 SRCS     := $(wildcard csrc/*.c)
 HDRS     := $(wildcard csrc/*.h)
+# The command line's own C module (its unit, not the client's: rockspec/itnio-cli-scm-1.rockspec).
+CLI_SO   := $(BUILD)/itnio/cli/signals.so
 OTHER_LUAS := lua5.1 lua5.2 lua5.3
 
 CC       ?= cc
@@ -45,7 +47,7 @@ MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_
         asan valgrind fuzz check demo bench clean
 
 all: build
-build: $(SO)
+build: $(SO) $(CLI_SO)
 
 deps:
 	@sh tools/install-deps
@@ -54,6 +56,12 @@ $(SO): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(call core_cflags,$(LUA)) $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
 	@tools/check-exports $@
+
+$(CLI_SO): csrc/cli/signals.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -std=gnu11 -fPIC -fvisibility=hidden $(CWARN) $(shell pkg-config --cflags $(LUA)) $(CFLAGS) \
+	  $< -o $@ $(LDFLAGS_ALL)
+	@tools/check-exports $@ luaopen_itnio_cli_signals
 
 # The suites. Each is a make target of its own; `make check` runs them all and sums up.
 lint:

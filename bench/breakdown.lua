@@ -14,7 +14,7 @@
 -- before it (a shared machine's speed moves between reps; within one it mostly holds). Every
 -- answer must be a success; anything else stops the run.
 local core = require "itnio.core"
-local call = require "itnio.call"
+local call = require "itnio.internal.call"
 local new_task = require "task"
 
 local base_url, key, secret = arg[1], arg[2], arg[3]
@@ -28,7 +28,7 @@ local url = base_url .. "/voice/recallFlow/update"
 local task = new_task()
 local tasks = {}
 for i = 1, n do tasks[i] = task end
-local body = assert(core.encode_recall_update(task))
+local body = assert(core.encode("recall_update", task))
 local m = core.multi_new{ fast = true }
 
 -- The loop both Lua layers share: keep c transfers running, take each as it ends.

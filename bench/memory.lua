@@ -20,7 +20,8 @@ end
 
 local encode
 if mode == "ours" then
-  encode = require("itnio.core").encode_recall_update
+  local core_encode = require("itnio.core").encode
+  encode = function(t) return core_encode("recall_update", t) end
 else
   encode = require("cjson").encode
 end

@@ -1,5 +1,5 @@
 -- An nginx (one worker) for bench/run's rows inside nginx, written with the sandbox's own
--- config writer (itnio.sandbox.conf), next to the sandbox:
+-- config writer (itnio.testing.internal.conf), next to the sandbox:
 --   POST /recall-task   examples/openresty's handler: a task as JSON, updated through the client
 --   POST /proxy         nginx's own proxy_pass of a prepared, signed request to the sandbox
 --                       (the ceiling inside nginx: the same request, the same upstream)
@@ -7,8 +7,8 @@
 --
 --   lua5.4 bench/nginx.lua start PREFIX PORT SANDBOX_PORT KEY SECRET   -> prints its URL
 --   lua5.4 bench/nginx.lua stop PREFIX
-local conf = require "itnio.sandbox.conf"
-local launcher = require "itnio.sandbox.launcher"
+local conf = require "itnio.testing.internal.conf"
+local launcher = require "itnio.testing.sandbox"
 local socket = require "socket"
 
 local cmd, prefix = arg[1], arg[2]

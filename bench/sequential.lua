@@ -29,7 +29,7 @@ if mode == "ours" then
   end
 elseif mode == "luasocket" then
   local http, ltn12, cjson = require "socket.http", require "ltn12", require "cjson"
-  local body = assert(core.encode_recall_update(task))
+  local body = assert(core.encode("recall_update", task))
   local ts = tostring(os.time())
   local headers = { ["Content-Type"] = "application/json;charset=UTF-8", ["Api-Key"] = key,
     Timestamp = ts, Sign = core.sign(key, secret, ts), ["Content-Length"] = tostring(#body) }

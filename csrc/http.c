@@ -12,7 +12,8 @@
 
 /* The blocking handle: one transfer, performed in place. */
 typedef struct itnio_http {
-  itnio_xfer x;
+  itnio_xfer   x;
+  itnio_membuf last_head;   /* the last plain success's header block (xfer.c, push_head) */
 } itnio_http;
 
 static itnio_http *check_http(lua_State *L) {
@@ -33,10 +34,12 @@ static itnio_http *check_http(lua_State *L) {
 int itnio_http_new(lua_State *L) {
   itnio_http *h;
   luaL_checktype(L, 1, LUA_TTABLE);
-  h = (itnio_http *)itnio_newuserdata(L, sizeof *h);
+  h = (itnio_http *)itnio_newuserdata1(L, sizeof *h);
   memset(h, 0, sizeof *h);
   luaL_getmetatable(L, ITNIO_HTTP_MT);
   lua_setmetatable(L, -2);
+  lua_createtable(L, 1, 0);   /* [0]: the last plain success's header block, as a string */
+  itnio_setuservalue(L, -2);
   itnio_xfer_configure(L, &h->x, 1);
   return 1;
 }
@@ -49,25 +52,25 @@ int itnio_http_new(lua_State *L) {
  * @tparam[opt] string body the request's body
  * @tparam[opt=10] number timeout seconds for the whole transfer
  * @tparam[opt=3] number connect_timeout seconds for the connect
- * @treturn int the HTTP status
- * @treturn string the answer's raw header block (see parse_headers)
- * @treturn string the body
- * @treturn boolean whether a kept-alive connection carried it
+ * @treturn table the answer, `{ status, headers, body, reused }` (headers with lower-case
+ * names; reused: a kept-alive connection carried it); with the handle's `fast` option, a
+ * plain success (HTTP 200, `code` 0, at most a plain `msg` and a null `data`) comes as
+ * `{ plain = true, message, head, reused }` instead, head the raw header block
  * @return[2] nil
- * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came
- * @return[3] true, for a plain success when the handle was made with `fast` (then the
- * message, the raw header block and whether the connection was reused follow; see
- * plain_success) */
+ * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came */
 int itnio_http_perform(lua_State *L) {
   itnio_http *h = check_http(L);
+  int plain;
   itnio_xfer_request(L, &h->x, 2, ITNIO_BODY_REF);   /* the argument lives through the call */
-  return itnio_xfer_finish(L, &h->x, curl_easy_perform(h->x.easy));
+  return itnio_xfer_finish(L, &h->x, curl_easy_perform(h->x.easy), &h->last_head, 1, &plain);
 }
 
 /*** Frees the handle and its connection; safe to call twice (and what the collector does).
  * @function Http:close */
 int itnio_http_close(lua_State *L) {
-  itnio_xfer_release(&((itnio_http *)luaL_checkudata(L, 1, ITNIO_HTTP_MT))->x);
+  itnio_http *h = (itnio_http *)luaL_checkudata(L, 1, ITNIO_HTTP_MT);
+  itnio_xfer_release(&h->x);
+  itnio_membuf_free(&h->last_head);
   return 0;
 }
 

@@ -16,8 +16,7 @@
  *   http.c        the Http class: one easy handle, a blocking perform
  *   multi.c       the Multi class: one multi handle, many transfers, never blocking
  *   events.c      the multi handle's event backend: epoll on Linux, poll(2) elsewhere
- *   clock.c       monotonic and wall clocks, sleep
- *   proc.c        for a command line: SIGINT and SIGTERM noted, isatty */
+ *   clock.c       monotonic and wall clocks, sleep */
 #ifndef ITNIO_H
 #define ITNIO_H
 
@@ -139,7 +138,6 @@ int itnio_schema_suggest(const itnio_schema *s, const char *k, size_t kl);
 itnio_buf *itnio_encode_body(lua_State *L, const itnio_endpoint *e, int task, int passthrough,
                              int null_idx);
 int itnio_encode(lua_State *L);
-int itnio_encode_recall_update(lua_State *L);
 int itnio_endpoints_list(lua_State *L);
 
 /* ---- buf.c: growable buffers ---- */
@@ -248,10 +246,11 @@ enum { ITNIO_BODY_REF, ITNIO_BODY_OWN };
 void itnio_xfer_request(lua_State *L, itnio_xfer *x, int a, int body_mode);
 /* Did any byte of the request leave this process? */
 int  itnio_xfer_sent(itnio_xfer *x);
-/* Pushes the outcome and returns the count: status, head, body, reused on an answer (any
- * HTTP status), or nil, { reason, code, message, sent, answered } when no answer came; with
- * x->fast, true and the message (or nil) for an answer that is a plain success. */
-int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc);
+/* Pushes the outcome, an answer table or nil and a failure table, and returns the count; see
+ * xfer.c. last/owner: the owner's cache of the last plain success's header block (last may
+ * be NULL). *plain: whether it is a plain success. */
+int  itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc, itnio_membuf *last, int owner,
+                       int *plain);
 /* Is this answer a plain success: HTTP 200, and a body that is one JSON object of "code" (0 or
  * "0"), and at most a "msg" (a string without escapes or control characters) and a "data"
  * (null), each once, in any order? Then *msg points into body at the message (NULL when
@@ -332,11 +331,6 @@ double itnio_mono_now(void);   /* seconds on a monotonic clock */
 int itnio_clock_now(lua_State *L);
 int itnio_clock_time(lua_State *L);
 int itnio_clock_sleep(lua_State *L);
-
-/* ---- proc.c ---- */
-int itnio_catch_signals(lua_State *L);
-int itnio_caught(lua_State *L);
-int itnio_isatty(lua_State *L);
 
 #pragma GCC visibility pop
 

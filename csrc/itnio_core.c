@@ -25,7 +25,6 @@
 
 static const luaL_Reg core_funcs[] = {
   { "encode",               itnio_encode },
-  { "encode_recall_update", itnio_encode_recall_update },
   { "endpoints",            itnio_endpoints_list },
   { "sign",                 itnio_sign },
   { "consteq",              itnio_consteq },
@@ -38,9 +37,6 @@ static const luaL_Reg core_funcs[] = {
   { "now",                  itnio_clock_now },
   { "time",                 itnio_clock_time },
   { "sleep",                itnio_clock_sleep },
-  { "catch_signals",        itnio_catch_signals },
-  { "caught",               itnio_caught },
-  { "isatty",               itnio_isatty },
   { NULL, NULL }
 };
 

@@ -46,6 +46,7 @@ typedef struct mxfer {
   size_t      slot;     /* where it lives in the slot table */
   int         state;    /* X_* */
   int         queued;   /* in the finished queue (at most once) */
+  int         task;     /* its body is the transfer's own (add_task): take hands it back */
   CURLcode    rc;       /* the outcome, once X_DONE */
 } mxfer;
 
@@ -61,6 +62,7 @@ typedef struct itnio_multi {
   size_t     *done;     /* finished slots, oldest first from done_head, not yet handed out */
   size_t      ndone, done_head;
   size_t      nrunning, nidle;
+  itnio_membuf last_head; /* the last plain success's header block (xfer.c, push_head) */
 } itnio_multi;
 
 static void multi_release(itnio_multi *m) {
@@ -79,6 +81,7 @@ static void multi_release(itnio_multi *m) {
   m->free_ids = m->done = NULL;
   m->nslots = m->cap = m->nfree = m->ndone = m->done_head = m->nrunning = m->nidle = 0;
   itnio_xfer_release(&m->tmpl);
+  itnio_membuf_free(&m->last_head);
   if (m->multi) curl_multi_cleanup(m->multi);   /* may still tell on_socket to forget fds */
   m->multi = NULL;
   itnio_events_close(&m->ev);
@@ -148,7 +151,7 @@ int itnio_multi_new(lua_State *L) {
   m->timer_at = -1.0;
   luaL_getmetatable(L, ITNIO_MULTI_MT);
   lua_setmetatable(L, -2);
-  lua_newtable(L);   /* the bodies in flight, by slot */
+  lua_newtable(L);   /* the bodies in flight, by slot + 1; [0] the last plain success's head */
   itnio_setuservalue(L, -2);
   if ((err = itnio_events_open(&m->ev)) != 0)
     return luaL_error(L, "itnio: the event backend (%s) could not open (%s)", itnio_events_backend, strerror(err));
@@ -297,6 +300,7 @@ int itnio_multi_add(lua_State *L) {
   lua_settop(L, 7);
   itnio_xfer_request(L, &t->x, 2, ITNIO_BODY_REF);   /* raises on a bad argument: t stays X_FREE */
   hold_body(L, slot, 5);   /* libcurl reads the string in place until the transfer ends */
+  t->task = 0;
   return start(L, m, t, slot);
 }
 
@@ -337,6 +341,7 @@ int itnio_multi_add_task(lua_State *L) {
   lua_settop(L, 9);
   itnio_xfer_request(L, &t->x, 2, ITNIO_BODY_OWN);
   hold_body(L, slot, 0);
+  t->task = 1;
   return start(L, m, t, slot);
 }
 
@@ -423,23 +428,27 @@ int itnio_multi_next_done(lua_State *L) {
 /*** A finished transfer's outcome, as Http:perform gives it; frees the transfer.
  * @function Multi:take
  * @tparam int id the transfer's id, from next_done
- * @treturn int the HTTP status
- * @treturn string the answer's raw header block
- * @treturn string the body
- * @treturn boolean whether a kept-alive connection carried it
+ * @treturn table the answer, as `Http:perform` gives it (a plain success as one, with the
+ * handle's `fast` option)
  * @return[2] nil
  * @treturn[2] table `{ reason, code, message, sent, answered }` when no answer came
- * @return[3] true, for a plain success when the handle was made with `fast` (then the
- * message, the raw header block and whether the connection was reused follow)
+ * @treturn[2] string for a transfer of `add_task` whose outcome is not a plain success, the
+ * body it sent (the third value after an answer too: nil, then the body)
  * @raise when id is not a finished transfer */
 int itnio_multi_take(lua_State *L) {
   itnio_multi *m = check_multi(L);
   size_t slot;
   mxfer *t = find(L, m, 2, &slot);
-  int n;
+  int n, plain;
   if (!t || t->state != X_DONE) return luaL_argerror(L, 2, "not a finished transfer");
-  n = itnio_xfer_finish(L, &t->x, t->rc);
+  lua_settop(L, 2);
+  n = itnio_xfer_finish(L, &t->x, t->rc, &m->last_head, 1, &plain);
   hold_body(L, slot, 0);   /* (balanced: the outcome stays on top) */
+  if (t->task && !plain) {   /* the exact bytes it sent: a retry sends them again */
+    if (n == 1) lua_pushnil(L);
+    lua_pushlstring(L, t->x.req.p ? t->x.req.p : "", t->x.req.len);
+    n = 3;
+  }
   recycle(m, slot);
   return n;
 }

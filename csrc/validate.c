@@ -704,37 +704,6 @@ itnio_buf *itnio_encode_body(lua_State *L, const itnio_endpoint *e, int task, in
   return NULL;
 }
 
-/* Validates and writes the body of endpoint e from the task at stack index 1 and the
- * options at index 2 (nil or a table); the stack holds nothing else. */
-static int encode(lua_State *L, const itnio_endpoint *e) {
-  int passthrough = 0, null_idx = 0;
-  itnio_buf *b;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 2);
-  if (!lua_isnil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushliteral(L, "passthrough");
-    lua_rawget(L, 2);
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
-      luaL_argerror(L, 2, "opts.passthrough must be a boolean");
-    passthrough = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_pushliteral(L, "null");
-    lua_rawget(L, 2);
-    if (!lua_isnil(L, -1)) null_idx = 3;
-  } else {
-    lua_pushnil(L);
-  }
-  b = itnio_encode_body(L, e, 1, passthrough, null_idx);   /* stack: 4 errs|nil, 5 buffer */
-  if (!b) {
-    lua_pushnil(L);
-    lua_pushvalue(L, 4);
-    return 2;
-  }
-  itnio_buf_pushkeep(L, b, 5);
-  return 1;
-}
-
 /*** Checks a request's body against every rule of an endpoint (doc/rules.md) and writes it as
  * JSON in the same pass. The table is read raw: no metamethod of the caller's runs.
  * @function encode
@@ -750,21 +719,33 @@ static int encode(lua_State *L, const itnio_endpoint *e) {
 int itnio_encode(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const itnio_endpoint *e = itnio_endpoint_find(name);
+  int passthrough = 0, null_idx = 0;
+  itnio_buf *b;
   if (!e) return luaL_argerror(L, 1, lua_pushfstring(L, "no endpoint named '%s' (see core.endpoints())", name));
-  lua_remove(L, 1);
-  return encode(L, e);
-}
-
-/*** `encode("recall_update", task, opts)`: the body of Edit Task (Auto-Recall).
- * @function encode_recall_update
- * @tparam table task the task
- * @tparam[opt] table opts as for `encode`
- * @treturn string the body
- * @return[2] nil
- * @treturn[2] table every broken rule, as for `encode`
- * @raise as `encode` does */
-int itnio_encode_recall_update(lua_State *L) {
-  return encode(L, &itnio_endpoints[0]);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushliteral(L, "passthrough");
+    lua_rawget(L, 3);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+      luaL_argerror(L, 3, "opts.passthrough must be a boolean");
+    passthrough = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "null");
+    lua_rawget(L, 3);
+    if (!lua_isnil(L, -1)) null_idx = 4;
+  } else {
+    lua_pushnil(L);
+  }
+  b = itnio_encode_body(L, e, 2, passthrough, null_idx);   /* stack: 5 errs|nil, 6 buffer */
+  if (!b) {
+    lua_pushnil(L);
+    lua_pushvalue(L, 5);
+    return 2;
+  }
+  itnio_buf_pushkeep(L, b, 6);
+  return 1;
 }
 
 /*** The endpoints the core knows, in a new table each time.

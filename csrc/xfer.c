@@ -344,19 +344,50 @@ int itnio_xfer_sent(itnio_xfer *x) {
   return status != 0 || reqsize > 0 || upload > 0;
 }
 
-/* After a transfer ended with rc: lets go of the request, pushes what http:perform and
- * m:take return
- *   -> status, head, body, reused                     on an answer (any HTTP status)
- *   -> true, message, head, reused                      on a plain success, with the handle's
- *      `fast` option (itnio_plain_success: no body is handed over; message may be nil)
- *   -> nil, { reason, code, message, sent, answered }   when no whole answer came: reason
- *      is TransportError's; answered, whether a status line came before it failed
- * and returns how many values it pushed. head is the answer's raw header block (the last
- * answer's, after any 1xx), for core.parse_headers when a header is wanted: most answers
- * never need one parsed. reused: the answer came on a kept-alive connection. */
-int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
+/* Pushes the answer's raw header block. A plain success's block is the same, byte for byte,
+ * from one answer to the next but for its Date (once a second): the last one is kept, as a
+ * Lua string in the owner's user value (slot 0) and as bytes in *last, and handed out again
+ * while the next one is the same, so that the common answer allocates no string for it. */
+static void push_head(lua_State *L, itnio_xfer *x, itnio_membuf *last, int owner) {
+  const char *p = x->head.p ? x->head.p : "";
+  size_t n = x->head.len;
+  if (last && last->p && last->len == n && memcmp(last->p, p, n) == 0) {
+    itnio_getuservalue(L, owner);
+    lua_rawgeti(L, -1, 0);
+    lua_remove(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) return;
+    lua_pop(L, 1);
+  }
+  lua_pushlstring(L, p, n);
+  if (!last) return;
+  last->len = 0;
+  if (!itnio_membuf_add(last, p, n)) { itnio_membuf_free(last); return; }   /* (no cache, then) */
+  itnio_getuservalue(L, owner);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 0);
+  lua_pop(L, 1);
+}
+
+/* After a transfer ended with rc: lets go of the request and pushes its outcome, one value
+ * of one shape whatever the transport (and returns how many values it pushed):
+ *   -> { status, headers, body, reused }           an answer (any HTTP status); headers with
+ *                                                   lower-case names
+ *   -> { plain = true, message, head, reused }     a plain success (itnio_plain_success),
+ *      with the handle's `fast` option: no body is handed over; message may be absent; head
+ *      is the raw header block (see push_head), parsed only when someone reads the headers.
+ *      The table has room for the result's fields: the Lua layer makes the result of it in
+ *      place (itnio.internal.outcome)
+ *   -> nil, { reason, code, message, sent, answered }   when no whole answer came: reason is
+ *      TransportError's; answered, whether a status line came before it failed
+ * reused: the answer came on a kept-alive connection. *last and owner: see push_head (last
+ * NULL: no cache). *plain is set to whether the outcome is a plain success. */
+int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc, itnio_membuf *last, int owner,
+                      int *plain) {
   long status = 0, nconn = 0;
   int sent = itnio_xfer_sent(x);
+  const char *msg;
+  size_t mlen;
+  *plain = 0;
   curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);   /* (the header list stays, for reuse) */
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
@@ -382,24 +413,30 @@ int itnio_xfer_finish(lua_State *L, itnio_xfer *x, CURLcode rc) {
     lua_setfield(L, -2, "answered");
     return 2;
   }
-  if (x->fast) {
-    const char *msg;
-    size_t mlen;
-    if (itnio_plain_success(status, x->body.p, x->body.len, &msg, &mlen)) {
-      lua_pushboolean(L, 1);
-      if (msg) lua_pushlstring(L, msg, mlen); else lua_pushnil(L);
-      lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.len);
-      lua_pushboolean(L, nconn == 0);
-      if (x->body.cap > ITNIO_KEEP_BUF) itnio_membuf_free(&x->body);
-      return 4;
+  if (x->fast && itnio_plain_success(status, x->body.p, x->body.len, &msg, &mlen)) {
+    *plain = 1;
+    lua_createtable(L, 0, 8);   /* 4 fields now, 4 more when it becomes the result */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "plain");
+    if (msg) {
+      lua_pushlstring(L, msg, mlen);
+      lua_setfield(L, -2, "message");
     }
+    push_head(L, x, last, owner);
+    lua_setfield(L, -2, "head");
+  } else {
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+    itnio_push_headers(L, x->head.p, x->head.len);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
+    lua_setfield(L, -2, "body");
   }
-  lua_pushinteger(L, (lua_Integer)status);
-  lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.len);
-  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_pushboolean(L, nconn == 0);
+  lua_setfield(L, -2, "reused");
   if (x->body.cap > ITNIO_KEEP_BUF) itnio_membuf_free(&x->body);   /* keep small buffers for the next call */
-  return 4;
+  return 1;
 }
 
 /* ---- the answer that needs no decision ---- */
@@ -460,8 +497,8 @@ int itnio_plain_success(long status, const char *body, size_t n, const char **ms
 }
 
 /*** Whether an answer is a plain success, which needs no decision: HTTP 200 and a body of
- * "code" 0 (or "0"), at most a plain "msg" and a null "data". The client's handles recognise
- * it themselves (opts `fast`); this is the same test, for a transport of your own or a test.
+ * "code" 0 (or "0"), at most a plain "msg" and a null "data". The client's libcurl handles
+ * recognise it themselves (opts `fast`); the nginx transport asks this, the same test.
  * @function plain_success
  * @tparam int status the HTTP status
  * @tparam string body the answer's body
@@ -480,6 +517,7 @@ int itnio_plain_success_lua(lua_State *L) {
   if (msg) lua_pushlstring(L, msg, ml); else lua_pushnil(L);
   return 2;
 }
+
 
 /*** An answer's raw header block as a table: lower-case names, repeats joined by ", ".
  * @function parse_headers

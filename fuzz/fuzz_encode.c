@@ -10,7 +10,7 @@ static const char driver[] =
   "local fields = { 'voiceFileId', 'uploadName', 'baseFile', 'text', 'lan', 'smsContent',\n"
   "  'senderId', 'feedbackValue', 'toSeatKey', 'voiceFileName' }\n"
   "local function check(t, opts)\n"
-  "  local body, errs = core.encode_recall_update(t, opts)\n"
+  "  local body, errs = core.encode('recall_update', t, opts)\n"
   "  if body then\n"
   "    local ok, back = pcall(cjson.decode, body)\n"
   "    if not ok or type(back) ~= 'table' then error('FUZZ: body is not JSON: ' .. body) end\n"

@@ -56,7 +56,7 @@ static const char driver[] =
   "        if n > 2 then return GOOD end\n"
   "        return { status = status, headers = headers, body = body }\n"
   "      end })\n"
-  "    local ok, res, err = pcall(c.update_recall_task, c, TASK)\n"
+  "    local ok, res, err = pcall(c.recall_update, c, TASK)\n"
   "    if not ok then error('FUZZ: the call raised: ' .. tostring(res)) end\n"
   "    if res then\n"
   "      if res.code ~= 0 then error('FUZZ: bad result') end\n"
@@ -67,7 +67,7 @@ static const char driver[] =
   "    if not c:prepare_recall_update(TASK).headers.Timestamp:match('^%d+$') then\n"
   "      error('FUZZ: a Timestamp that is not digits') end\n"
   "    n = 2\n"
-  "    local ok2, res2 = pcall(c.update_recall_task, c, TASK)\n"
+  "    local ok2, res2 = pcall(c.recall_update, c, TASK)\n"
   "    if not (ok2 and res2) then error('FUZZ: the next call failed: ' .. tostring(res2)) end\n"
   "  end\n"
   "end\n";

@@ -25,12 +25,12 @@ describe("the circuit breaker", function()
     sb:fault{ kind = "status", status = 503, count = 100 }
     local c = client()
     for _ = 1, 3 do
-      local _, err = c:update_recall_task(task())
+      local _, err = c:recall_update(task())
       assert.equal("HttpError", err.kind)
     end
     assert.equal(3, sb:stats().requests)
     local t0 = core.now()
-    local _, err = c:update_recall_task(task())
+    local _, err = c:recall_update(task())
     assert.is_true(core.now() - t0 < 0.05)
     assert.is_true(errors.is(err, errors.CircuitOpenError))
     assert.is_true(err.retryable)
@@ -43,7 +43,7 @@ describe("the circuit breaker", function()
   it("counts the retries of one call as failures in a row", function()
     sb:fault{ kind = "code", code = -18, count = 100 }
     local c = client{ max_retries = 5, backoff_base = 0, backoff_cap = 0 }
-    local _, err = c:update_recall_task(task())
+    local _, err = c:recall_update(task())
     assert.is_true(errors.is(err, errors.CircuitOpenError), tostring(err))
     assert.equal(3, sb:stats().requests)
   end)
@@ -51,39 +51,39 @@ describe("the circuit breaker", function()
   it("is reset by an answer that is not worth retrying", function()
     local c = client()
     sb:fault{ kind = "status", status = 503, count = 2 }
-    for _ = 1, 2 do c:update_recall_task(task()) end
+    for _ = 1, 2 do c:recall_update(task()) end
     sb:fault{ kind = "code", code = -22, msg = "no" }
-    assert.equal("ParameterError", select(2, c:update_recall_task(task())).kind)
+    assert.equal("ParameterError", select(2, c:recall_update(task())).kind)
     sb:fault{ kind = "status", status = 503, count = 2 }
-    for _ = 1, 2 do c:update_recall_task(task()) end
-    assert(c:update_recall_task(task()))   -- two in a row only: it stayed closed
+    for _ = 1, 2 do c:recall_update(task()) end
+    assert(c:recall_update(task()))   -- two in a row only: it stayed closed
   end)
 
   it("lets one trial go after the cooldown: its success closes it #timing", function()
     sb:fault{ kind = "status", status = 503, count = 3 }
     local c = client()
-    for _ = 1, 3 do c:update_recall_task(task()) end
-    assert.is_true(errors.is(select(2, c:update_recall_task(task())), errors.CircuitOpenError))
+    for _ = 1, 3 do c:recall_update(task()) end
+    assert.is_true(errors.is(select(2, c:recall_update(task())), errors.CircuitOpenError))
     core.sleep(0.35)
-    assert(c:update_recall_task(task()))   -- the trial
-    assert(c:update_recall_task(task()))
+    assert(c:recall_update(task()))   -- the trial
+    assert(c:recall_update(task()))
     assert.equal(5, sb:stats().requests)
   end)
 
   it("opens again when the trial fails #timing", function()
     sb:fault{ kind = "status", status = 503, count = 4 }
     local c = client()
-    for _ = 1, 3 do c:update_recall_task(task()) end
+    for _ = 1, 3 do c:recall_update(task()) end
     core.sleep(0.35)
-    assert.equal("HttpError", select(2, c:update_recall_task(task())).kind)   -- the trial, failed
-    assert.is_true(errors.is(select(2, c:update_recall_task(task())), errors.CircuitOpenError))
+    assert.equal("HttpError", select(2, c:recall_update(task())).kind)   -- the trial, failed
+    assert.is_true(errors.is(select(2, c:recall_update(task())), errors.CircuitOpenError))
     assert.equal(4, sb:stats().requests)
   end)
 
   it("lets one trial at a time: jobs during a trial fail fast #timing", function()
     sb:fault{ kind = "status", status = 503, count = 3 }
     local c = client()
-    for _ = 1, 3 do c:update_recall_task(task()) end
+    for _ = 1, 3 do c:recall_update(task()) end
     core.sleep(0.35)
     sb:fault{ kind = "delay", ms = 300 }
     local a = assert(c:start_recall_update(task()))

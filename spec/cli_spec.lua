@@ -70,7 +70,7 @@ describe("bin/itnio", function()
   it("updates a task read from standard input", function()
     local out, status = itnio(env, TASK, "recall-update", "-")
     assert.equal(0, status, out)
-    assert.equal("updated: code 0 (success), 1 attempt(s)\n", out)
+    assert.equal("recall-update: done, code 0 (success), 1 attempt(s)\n", out)
     assert.equal("cli.wav", sb:task(299).task.nodeList[1].voiceFileId)
   end)
 
@@ -188,7 +188,7 @@ describe("bin/itnio", function()
     sb:fault{ kind = "status", status = 502, retry_after = 0, count = 2 }
     local out, status = itnio(env, TASK, "recall-update", "-")
     assert.equal(0, status, out)
-    assert.equal("updated: code 0 (success), 3 attempt(s)\n", out)
+    assert.equal("recall-update: done, code 0 (success), 3 attempt(s)\n", out)
   end)
 
   it("exits 4 with kind and reason as JSON when nothing answers", function()

@@ -61,9 +61,9 @@ describe("itnio.new", function()
   end)
 
   it("builds the vendor URL under the base URL, with or without a trailing slash", function()
-    assert.equal("https://api.itniotech.com/voice/recallFlow/update", itnio.new(good).url)
+    assert.equal("https://api.itniotech.com/voice/recallFlow/update", itnio.new(good).urls.recall_update)
     assert.equal("https://h:8443/p/voice/recallFlow/update",
-                 itnio.new(with{ base_url = "https://h:8443/p/" }).url)
+                 itnio.new(with{ base_url = "https://h:8443/p/" }).urls.recall_update)
   end)
 
   it("shows the base URL and three characters of the key, never the secret", function()
@@ -93,7 +93,7 @@ describe("client:prepare_recall_update (dry run)", function()
     assert.equal("key123", req.headers["Api-Key"])
     assert.equal("application/json;charset=UTF-8", req.headers["Content-Type"])
     assert.truthy(req.headers.Timestamp:match("^%d+$"))
-    assert.equal(core.encode_recall_update(task()), req.body)
+    assert.equal(core.encode("recall_update", task()), req.body)
     assert.is_nil(dump(req):find("secret456", 1, true))
     local real = core.sign("key123", "secret456", req.headers.Timestamp)
     assert.is_nil(dump(req):find(real, 1, true))
@@ -114,7 +114,7 @@ describe("client:prepare_recall_update (dry run)", function()
 
   it("raises when the task is not a table", function()
     assert.has_error(function() c:prepare_recall_update("task") end)
-    assert.has_error(function() c:update_recall_task(42) end)
+    assert.has_error(function() c:recall_update(42) end)
   end)
 end)
 
@@ -126,7 +126,7 @@ describe("the client against the sandbox", function()
 
   it("updates a Pending task over HTTP, and the stored task is what was sent", function()
     local t = task()
-    local res, err = client(sb):update_recall_task(t)
+    local res, err = client(sb):recall_update(t)
     assert.is_nil(err)
     assert.equal(0, res.code)
     assert.equal("success", res.message)
@@ -135,13 +135,13 @@ describe("the client against the sandbox", function()
     assert.equal(1, res.attempts)
     local stored = sb:task(299)
     assert.equal(1, stored.updates)
-    assert.same(cjson.decode(core.encode_recall_update(t)), stored.task)
+    assert.same(cjson.decode(core.encode("recall_update", t)), stored.task)
   end)
 
   it("sends a 10 MB baseFile whole #big", function()
     local node = { source = 2, uploadName = "big-file.wav", baseFile = string.rep("QUJD", 2621440),
                    hangUpSms = 0, toSeat = 0 }
-    local res, err = client(sb, { timeout = 30 }):update_recall_task(task{ nodeList = { node } })
+    local res, err = client(sb, { timeout = 30 }):recall_update(task{ nodeList = { node } })
     assert.is_nil(err)
     assert.equal(0, res.code)
     assert.equal(10485760, #sb:task(299).task.nodeList[1].baseFile)
@@ -149,14 +149,14 @@ describe("the client against the sandbox", function()
 
   it("rides one keep-alive connection for consecutive calls", function()
     local c = client(sb)
-    for _ = 1, 3 do assert(c:update_recall_task(task())) end
+    for _ = 1, 3 do assert(c:recall_update(task())) end
     local st = sb:stats()
     assert.equal(3, st.requests)
     assert.equal(1, st.connections)
   end)
 
   it("sends nothing for an invalid task", function()
-    local res, err = client(sb):update_recall_task(task{ recallType = 7 })
+    local res, err = client(sb):recall_update(task{ recallType = 7 })
     assert.is_nil(res)
     assert.equal("ValidationError", err.kind)
     assert.equal(0, sb:stats().requests)
@@ -164,7 +164,7 @@ describe("the client against the sandbox", function()
 
   describe("maps each answer to its error class", function()
     it("AuthError (-1) for a wrong secret, not retried", function()
-      local res, err = client(sb, { api_secret = "not-the-secret", max_retries = 2 }):update_recall_task(task())
+      local res, err = client(sb, { api_secret = "not-the-secret", max_retries = 2 }):recall_update(task())
       assert.is_nil(res)
       assert.is_true(errors.is(err, errors.AuthError))
       assert.equal(-1, err.code)
@@ -174,7 +174,7 @@ describe("the client against the sandbox", function()
     end)
 
     it("ParameterError (-22) for a task that is not Pending", function()
-      local res, err = client(sb):update_recall_task(task{ keyId = 300 })
+      local res, err = client(sb):recall_update(task{ keyId = 300 })
       assert.is_nil(res)
       assert.is_true(errors.is(err, errors.ParameterError))
       assert.equal(-22, err.code)
@@ -183,7 +183,7 @@ describe("the client against the sandbox", function()
 
     it("SystemError (-18) is retried, max_retries more times", function()
       sb:fault{ count = 5, kind = "code", code = -18 }
-      local res, err = client(sb, { max_retries = 2 }):update_recall_task(task())
+      local res, err = client(sb, { max_retries = 2 }):recall_update(task())
       assert.is_nil(res)
       assert.is_true(errors.is(err, errors.SystemError))
       assert.is_true(err.retryable)
@@ -193,7 +193,7 @@ describe("the client against the sandbox", function()
 
     it("ApiError keeps an unknown code and the server's message", function()
       sb:fault{ count = 1, kind = "answer", status = 200, body = '{"code":-99,"msg":"quota gone"}' }
-      local _, err = client(sb):update_recall_task(task())
+      local _, err = client(sb):recall_update(task())
       assert.is_true(errors.is(err, errors.ApiError))
       assert.equal(-99, err.code)
       assert.equal("quota gone", err.message)
@@ -201,7 +201,7 @@ describe("the client against the sandbox", function()
 
     it("HttpError for a 500, retried, then given up", function()
       sb:fault{ count = 3, kind = "status", status = 500 }
-      local _, err = client(sb, { max_retries = 2 }):update_recall_task(task())
+      local _, err = client(sb, { max_retries = 2 }):recall_update(task())
       assert.is_true(errors.is(err, errors.HttpError))
       assert.equal(500, err.http_status)
       assert.equal(3, err.attempts)
@@ -210,20 +210,20 @@ describe("the client against the sandbox", function()
 
     it("DecodeError for an answer that is not JSON", function()
       sb:fault{ count = 1, kind = "answer", status = 200, body = "<html>oops</html>" }
-      local _, err = client(sb):update_recall_task(task())
+      local _, err = client(sb):recall_update(task())
       assert.is_true(errors.is(err, errors.DecodeError))
       assert.equal(1, err.attempts)
     end)
 
     it("DecodeError for JSON without a status code", function()
       sb:fault{ count = 1, kind = "answer", status = 200, body = '{"msg":"success"}' }
-      local _, err = client(sb):update_recall_task(task())
+      local _, err = client(sb):recall_update(task())
       assert.is_true(errors.is(err, errors.DecodeError))
     end)
 
     it("TimestampExpiredError (-16) when the fixed timestamp is refused again", function()
       sb:fault{ count = 2, kind = "code", code = -16 }
-      local _, err = client(sb):update_recall_task(task())
+      local _, err = client(sb):recall_update(task())
       assert.is_true(errors.is(err, errors.TimestampExpiredError))
       assert.equal(2, err.attempts)
     end)
@@ -231,7 +231,7 @@ describe("the client against the sandbox", function()
     it("TransportError (connect) for a closed port, said not sent", function()
       local c = assert(itnio.new{ api_key = "k", api_secret = "s", base_url = "http://127.0.0.1:9",
                                   max_retries = 1, backoff_base = 0.01 })
-      local _, err = c:update_recall_task(task())
+      local _, err = c:recall_update(task())
       assert.is_true(errors.is(err, errors.TransportError))
       assert.equal("connect", err.reason)
       assert.is_false(err.sent)
@@ -251,7 +251,7 @@ describe("the client against the sandbox", function()
     for _, f in ipairs(forms) do
       it(f[1], function()
         sb:fault{ count = 1, kind = "answer", status = 200, body = f[1] }
-        local res, err = client(sb):update_recall_task(task())
+        local res, err = client(sb):recall_update(task())
         if f[2] == 0 then
           assert.is_nil(err)
           assert.equal(0, res.code)
@@ -268,7 +268,7 @@ describe("the client against the sandbox", function()
   describe("retries", function()
     it("retries 503s and succeeds, counted by the sandbox", function()
       sb:fault{ count = 2, kind = "status", status = 503 }
-      local res, err = client(sb, { max_retries = 2 }):update_recall_task(task())
+      local res, err = client(sb, { max_retries = 2 }):recall_update(task())
       assert.is_nil(err)
       assert.equal(3, res.attempts)
       assert.equal(3, sb:stats().requests)
@@ -278,7 +278,7 @@ describe("the client against the sandbox", function()
     it("honours Retry-After #timing", function()
       sb:fault{ count = 1, kind = "status", status = 503, retry_after = 1 }
       local t0 = core.now()
-      local res = assert(client(sb):update_recall_task(task()))
+      local res = assert(client(sb):recall_update(task()))
       local took = core.now() - t0
       assert.equal(2, res.attempts)
       assert.is_true(took >= 0.95, "took " .. took)
@@ -287,7 +287,7 @@ describe("the client against the sandbox", function()
     it("gives up when Retry-After is longer than max_retry_after #timing", function()
       sb:fault{ count = 1, kind = "status", status = 429, retry_after = 120 }
       local t0 = core.now()
-      local _, err = client(sb, { max_retry_after = 5 }):update_recall_task(task())
+      local _, err = client(sb, { max_retry_after = 5 }):recall_update(task())
       assert.equal(429, err.http_status)
       assert.equal(120, err.retry_after)
       assert.equal(1, err.attempts)
@@ -297,7 +297,7 @@ describe("the client against the sandbox", function()
     it("never sleeps past the deadline #timing", function()
       sb:fault{ count = 5, kind = "status", status = 503, retry_after = 2 }
       local t0 = core.now()
-      local _, err = client(sb, { deadline = 1 }):update_recall_task(task())
+      local _, err = client(sb, { deadline = 1 }):recall_update(task())
       local took = core.now() - t0
       assert.equal(503, err.http_status)
       assert.truthy(err.message:find("deadline", 1, true))
@@ -305,16 +305,16 @@ describe("the client against the sandbox", function()
     end)
 
     it("never retries a refused parameter", function()
-      local _, err = client(sb, { max_retries = 3 }):update_recall_task(task{ keyId = 300 })
+      local _, err = client(sb, { max_retries = 3 }):recall_update(task{ keyId = 300 })
       assert.equal(-22, err.code)
       assert.equal(1, sb:stats().requests)
     end)
 
     it("resends once on a fresh connection when a reused one dies before any answer", function()
       local c = client(sb, { max_retries = 0 })
-      assert(c:update_recall_task(task()))
+      assert(c:recall_update(task()))
       sb:fault{ count = 1, kind = "reset" }
-      local res, err = c:update_recall_task(task())
+      local res, err = c:recall_update(task())
       assert.is_nil(err)
       assert.equal(0, res.code)
       assert.equal(3, sb:stats().requests)
@@ -323,7 +323,7 @@ describe("the client against the sandbox", function()
 
     it("reports a reset on a fresh connection as a TransportError that may have been sent", function()
       sb:fault{ count = 1, kind = "reset" }
-      local _, err = client(sb, { max_retries = 0 }):update_recall_task(task())
+      local _, err = client(sb, { max_retries = 0 }):recall_update(task())
       assert.is_true(errors.is(err, errors.TransportError))
       assert.equal("reset", err.reason)
       assert.is_true(err.sent)
@@ -332,7 +332,7 @@ describe("the client against the sandbox", function()
     it("fires the timeout within 20% of its setting #timing", function()
       sb:fault{ count = 1, kind = "delay", ms = 3000 }
       local t0 = core.now()
-      local _, err = client(sb, { timeout = 1, max_retries = 0 }):update_recall_task(task())
+      local _, err = client(sb, { timeout = 1, max_retries = 0 }):recall_update(task())
       local took = core.now() - t0
       assert.equal("timeout", err.reason)
       assert.is_true(err.sent)
@@ -341,7 +341,7 @@ describe("the client against the sandbox", function()
 
     it("refuses a 2 MiB answer without retrying", function()
       sb:fault{ count = 1, kind = "answer", status = 200, body = string.rep("x", 2 * 1024 * 1024) }
-      local _, err = client(sb, { max_retries = 2 }):update_recall_task(task())
+      local _, err = client(sb, { max_retries = 2 }):recall_update(task())
       assert.is_true(errors.is(err, errors.TransportError))
       assert.equal("too_large", err.reason)
       assert.is_false(err.retryable)
@@ -356,7 +356,7 @@ describe("the client against the sandbox", function()
       local c = client(sb, { logger = function(level, msg, fields)
         lines[#lines + 1] = { level = level, msg = msg, fields = fields }
       end })
-      assert(c:update_recall_task(task()))
+      assert(c:recall_update(task()))
       assert.equal(2, #lines)
       assert.equal("warn", lines[1].level)
       assert.equal(503, lines[1].fields.status)
@@ -375,13 +375,13 @@ describe("the client against the sandbox", function()
 
     it("keeps the call alive when the logger raises", function()
       local c = client(sb, { logger = function() error("logger broke") end })
-      assert(c:update_recall_task(task()))
+      assert(c:recall_update(task()))
     end)
 
     it("puts no secret in any error, even when the server echoes it", function()
       sb:fault{ count = 1, kind = "answer", status = 200,
                 body = cjson.encode{ code = -1, msg = "bad secret " .. sb.api_secret } }
-      local _, err = client(sb):update_recall_task(task())
+      local _, err = client(sb):recall_update(task())
       assert.equal(-1, err.code)
       assert.is_nil(dump(err):find(sb.api_secret, 1, true))
       assert.truthy(err.message:find("<redacted>", 1, true))
@@ -389,7 +389,7 @@ describe("the client against the sandbox", function()
 
     it("keeps the secret and the Sign it made out of the client table, after calls too", function()
       local c = client(sb)
-      assert(c:update_recall_task(task()))
+      assert(c:recall_update(task()))
       local job = assert(c:start_recall_update(task()))
       while c:poll(0.05) > 0 do end
       assert(job:result())
@@ -422,7 +422,7 @@ describe("the failure contract at the edges", function()
     { "a passthrough that is not a boolean", { passthrough = "yes" }, "opts.passthrough" },
   }
   for _, row in ipairs(bad) do
-    for _, method in ipairs{ "update_recall_task", "prepare_recall_update", "start_recall_update" } do
+    for _, method in ipairs{ "recall_update", "prepare_recall_update", "start_recall_update" } do
       it(method .. " raises a clear argument error for " .. row[1], function()
         local ok, msg = pcall(c[method], c, TASK, row[2])
         assert.is_false(ok)
@@ -436,7 +436,7 @@ describe("the failure contract at the edges", function()
   it("a call after close returns a TransportError 'closed'", function()
     local closing = assert(itnio.new{ api_key = "key123", api_secret = "secret456" })
     closing:close()
-    local res, err = closing:update_recall_task(TASK)
+    local res, err = closing:recall_update(TASK)
     assert.is_nil(res)
     assert.equal("closed", err.reason)
   end)
@@ -458,16 +458,16 @@ describe("itnio.core's HTTP handle", function()
     local ok, e = pcall(function()
       local h = core.http_new{}
       local url = sb.http_url .. "/voice/recallFlow/update"
-      local body = assert(core.encode_recall_update(task()))
+      local body = assert(core.encode("recall_update", task()))
       local function lines(ts)
         return { "Content-Type: application/json;charset=UTF-8", "Api-Key: " .. sb.api_key,
                  "Timestamp: " .. ts, "Sign: " .. core.sign(sb.api_key, sb.api_secret, ts) }
       end
       local now = tostring(os.time())
       for _, l in ipairs{ lines(now), lines(now), lines("12"), lines(now), { "X-Only: 1" } } do
-        local status, head, answer = h:perform("POST", url, l, body, 5, 5)
-        assert.equal(200, status, head)
-        local code = cjson.decode(answer).code
+        local answer = assert(h:perform("POST", url, l, body, 5, 5))
+        assert.equal(200, answer.status)
+        local code = cjson.decode(answer.body).code
         if l[3] == "Timestamp: 12" then assert.equal(-16, code)
         elseif #l == 1 then assert.equal(-1, code)
         else assert.equal(0, code) end
@@ -491,8 +491,8 @@ describe("itnio.core's HTTP handle", function()
   end)
 
   it("speaks only HTTP and HTTPS", function()
-    local status, err = core_http:perform("GET", "file:///etc/passwd", {}, nil, 1, 1)
-    assert.is_nil(status)
+    local answer, err = core_http:perform("GET", "file:///etc/passwd", {}, nil, 1, 1)
+    assert.is_nil(answer)
     assert.equal("other", err.reason)
     assert.is_false(err.sent)
   end)
@@ -518,25 +518,27 @@ describe("a transport of the caller's own", function()
   teardown(function() if sb then sb:stop() end end)
 
   it("gets {method, url, headers, body, timeout} and its answer is read like any other", function()
-    local curl = require("itnio.transport.curl").new{}
+    local curl = require("itnio.internal.curl").new{}
     local seen
     local c = client(sb, { transport = function(req)
       seen = req
-      return curl:send(req)
+      local lines = {}
+      for name, value in pairs(req.headers) do lines[#lines + 1] = name .. ": " .. value end
+      return curl:send(req.method, req.url, lines, req.body, req.timeout, req.connect_timeout)
     end })
-    local res = assert(c:update_recall_task(task()))
+    local res = assert(c:recall_update(task()))
     assert.equal(0, res.code)
     assert.equal("POST", seen.method)
     assert.equal(sb.http_url .. "/voice/recallFlow/update", seen.url)
     assert.equal(core.sign(sb.api_key, sb.api_secret, seen.headers.Timestamp), seen.headers.Sign)
-    assert.equal(core.encode_recall_update(task()), seen.body)
+    assert.equal(core.encode("recall_update", task()), seen.body)
     assert.equal(10, seen.timeout)
     assert.equal("custom", c.transport_name)
   end)
 
   it("that raises gives a TransportError, not a raise", function()
     local c = client(sb, { max_retries = 0, transport = function() error("boom") end })
-    local res, err = c:update_recall_task(task())
+    local res, err = c:recall_update(task())
     assert.is_nil(res)
     assert.is_true(errors.is(err, errors.TransportError))
     assert.truthy(err.message:find("boom", 1, true))
@@ -545,7 +547,7 @@ describe("a transport of the caller's own", function()
   it("that answers nonsense gives a TransportError (protocol)", function()
     for _, bad in ipairs({ function() return "200 OK" end, function() return { status = "200" } end,
                            function() return nil, "plain string error" end }) do
-      local _, err = client(sb, { max_retries = 0, transport = bad }):update_recall_task(task())
+      local _, err = client(sb, { max_retries = 0, transport = bad }):recall_update(task())
       assert.is_true(errors.is(err, errors.TransportError), tostring(err))
     end
   end)
@@ -558,11 +560,11 @@ describe("the clock-skew fix", function()
 
   it("learns the server's clock from Date on -16, resends at once, and keeps the offset", function()
     local c = client(sb, { max_retries = 0 })
-    local res, err = c:update_recall_task(task())
+    local res, err = c:recall_update(task())
     assert.is_nil(err)
     assert.equal(2, res.attempts)
-    assert.is_true(math.abs(c.offset - 3600) <= 2, "offset " .. tostring(c.offset))
-    res = assert(c:update_recall_task(task()))
+    assert.is_true(math.abs(c.state:offset() - 3600) <= 2, "offset " .. tostring(c.state:offset()))
+    res = assert(c:recall_update(task()))
     assert.equal(1, res.attempts)
   end)
 end)
@@ -573,7 +575,7 @@ describe("the IP allow-list", function()
   teardown(function() if sb then sb:stop() end end)
 
   it("maps -2 to IpLimitError, not retried", function()
-    local _, err = client(sb, { max_retries = 2 }):update_recall_task(task())
+    local _, err = client(sb, { max_retries = 2 }):recall_update(task())
     assert.is_true(errors.is(err, errors.IpLimitError))
     assert.equal(-2, err.code)
     assert.equal(1, err.attempts)
@@ -588,14 +590,14 @@ describe("TLS", function()
   it("is refused without the sandbox's CA", function()
     -- generous timeouts: the handshake loads the system's CA bundle, seconds under valgrind
     local _, err = client(sb, { base_url = sb.https_url, max_retries = 0, connect_timeout = 60,
-                                timeout = 60 }):update_recall_task(task())
+                                timeout = 60 }):recall_update(task())
     assert.is_true(errors.is(err, errors.TransportError))
     assert.equal("tls", err.reason)
     assert.is_false(err.retryable)
   end)
 
   it("is accepted with cafile", function()
-    local res = assert(client(sb, { base_url = sb.https_url, cafile = sb.cafile }):update_recall_task(task()))
+    local res = assert(client(sb, { base_url = sb.https_url, cafile = sb.cafile }):recall_update(task()))
     assert.equal(0, res.code)
   end)
 
@@ -606,7 +608,7 @@ describe("TLS", function()
     end })
     assert.equal(1, #warned)
     assert.truthy(warned[1]:find("TLS verification is OFF", 1, true))
-    local res = assert(c:update_recall_task(task()))
+    local res = assert(c:recall_update(task()))
     assert.equal(0, res.code)
   end)
 end)

@@ -148,30 +148,30 @@ describe("itnio.core.consteq", function()
   end
 end)
 
-describe("itnio.core.encode_recall_update arguments", function()
+describe("itnio.core.encode arguments", function()
   local raising = {
-    { "no task", {}, 1 }, { "a string task", { "task" }, 1 }, { "a number task", { 5 }, 1 },
-    { "a boolean task", { true }, 1 }, { "a string opts", { {}, "x" }, 2 },
-    { "a number opts", { {}, 5 }, 2 }, { "a boolean opts", { {}, true }, 2 },
+    { "no task", {}, 2 }, { "a string task", { "task" }, 2 }, { "a number task", { 5 }, 2 },
+    { "a boolean task", { true }, 2 }, { "a string opts", { {}, "x" }, 3 },
+    { "a number opts", { {}, 5 }, 3 }, { "a boolean opts", { {}, true }, 3 },
   }
   for _, row in ipairs(raising) do
     it("raises bad argument #" .. row[3] .. " for " .. row[1], function()
-      local ok, msg = pcall(core.encode_recall_update, unpack(row[2]))
+      local ok, msg = pcall(core.encode, "recall_update", unpack(row[2]))
       assert.is_false(ok)
       assert.truthy(msg:find("bad argument #" .. row[3], 1, true), msg)
     end)
   end
   for _, p in ipairs({ "yes", 1, {} }) do
     it("raises for opts.passthrough = " .. type(p), function()
-      local ok, msg = pcall(core.encode_recall_update, F.task(), { passthrough = p })
+      local ok, msg = pcall(core.encode, "recall_update", F.task(), { passthrough = p })
       assert.is_false(ok)
-      assert.truthy(msg:find("passthrough", 1, true) or msg:find("bad argument #2", 1, true), msg)
+      assert.truthy(msg:find("bad argument #3", 1, true) and msg:find("passthrough", 1, true), msg)
     end)
   end
   it("accepts no opts, empty opts and explicit nil opts alike", function()
-    assert.are.equal(BASE_EXPECTED, (core.encode_recall_update(F.task())))
-    assert.are.equal(BASE_EXPECTED, (core.encode_recall_update(F.task(), {})))
-    assert.are.equal(BASE_EXPECTED, (core.encode_recall_update(F.task(), nil)))
+    assert.are.equal(BASE_EXPECTED, (core.encode("recall_update", F.task())))
+    assert.are.equal(BASE_EXPECTED, (core.encode("recall_update", F.task(), {})))
+    assert.are.equal(BASE_EXPECTED, (core.encode("recall_update", F.task(), nil)))
   end)
 end)
 
@@ -437,10 +437,10 @@ describe("the reused output buffer", function()
   end)
 
   it("is not left half-written by a refused task or a raise", function()
-    local body, errs = core.encode_recall_update(F.task({ keyId = "x" }))
+    local body, errs = core.encode("recall_update", F.task({ keyId = "x" }))
     assert.is_nil(body)
     assert.truthy(#errs >= 1)
-    assert.is_false((pcall(core.encode_recall_update, small, { passthrough = 1 })))
+    assert.is_false((pcall(core.encode, "recall_update", small, { passthrough = 1 })))
     assert.are.equal(small_body, encode_ok(small))
   end)
 

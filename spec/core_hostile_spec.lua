@@ -1,4 +1,4 @@
--- Hostile input for itnio.core.encode_recall_update: wrong types everywhere, NaN/inf,
+-- Hostile input for itnio.core.encode: wrong types everywhere, NaN/inf,
 -- integers past 2^53, negative zero, NUL bytes, invalid UTF-8, maps and holes, cycles,
 -- functions/userdata/threads, metatables that raise, 10k nodes, huge strings.
 -- Each gets errors naming rule and field, with a message that leaks no long value;

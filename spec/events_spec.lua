@@ -20,8 +20,8 @@ describe("on_call", function()
   it("hears a blocking call once, with its outcome, code, attempts, duration and reuse", function()
     local events, on_call = recorder()
     local c = sb:client{ on_call = on_call }
-    assert(c:update_recall_task(task()))
-    assert(c:update_recall_task(task()))
+    assert(c:recall_update(task()))
+    assert(c:recall_update(task()))
     assert.equal(2, #events)
     local ev = events[2]
     assert.equal("recall_update", ev.endpoint)
@@ -39,13 +39,13 @@ describe("on_call", function()
     sb:fault{ kind = "status", status = 503, count = 2 }
     local events, on_call = recorder()
     local c = sb:client{ on_call = on_call, max_retries = 2, backoff_base = 0.05, backoff_cap = 0.05 }
-    assert(c:update_recall_task(task()))
+    assert(c:recall_update(task()))
     assert.equal(1, #events)
     assert.equal("ok", events[1].outcome)
     assert.equal(3, events[1].attempts)
     assert.is_true(events[1].waited > 0 and events[1].waited <= 0.1 + 1e-9, tostring(events[1].waited))
     sb:fault{ kind = "code", code = -22, msg = "no" }
-    local _, err = c:update_recall_task(task())
+    local _, err = c:recall_update(task())
     assert.equal("ParameterError", err.kind)
     local ev = events[2]
     assert.equal("ParameterError", ev.outcome)
@@ -56,12 +56,12 @@ describe("on_call", function()
   it("hears a task that breaks a rule, and a call on a closed client, though nothing was sent", function()
     local events, on_call = recorder()
     local c = sb:client{ on_call = on_call }
-    local _, err = c:update_recall_task(task{ recallType = 7 })
+    local _, err = c:recall_update(task{ recallType = 7 })
     assert.equal("ValidationError", err.kind)
     assert.equal("ValidationError", events[1].outcome)
     assert.equal(0, events[1].attempts)
     c:close()
-    c:update_recall_task(task())
+    c:recall_update(task())
     assert.equal("TransportError", events[2].outcome)
     assert.equal(0, sb:stats().requests)
   end)
@@ -86,7 +86,7 @@ describe("on_call", function()
 
   it("never breaks a call when it raises, and says so once", function()
     local c = sb:client{ on_call = function() error({}) end }
-    for _ = 1, 3 do assert(c:update_recall_task(task())) end
+    for _ = 1, 3 do assert(c:recall_update(task())) end
     local job = assert(c:start_recall_update(task()))
     while c:poll(0.05) > 0 do end
     assert.truthy((job:result()))
@@ -107,7 +107,7 @@ describe("the answer's headers", function()
 
   it("are on a result, lower-case, from a plain success too (read when first asked for)", function()
     local c = sb:client()
-    local res = assert(c:update_recall_task(task()))
+    local res = assert(c:recall_update(task()))
     assert.is_table(res.headers)
     assert.matches("^application/json", res.headers["content-type"])
     assert.is_string(res.headers.date)
@@ -122,12 +122,12 @@ describe("the answer's headers", function()
   it("are on an error that came with an answer, and not on one that came without", function()
     sb:fault{ kind = "status", status = 429, retry_after = 7, headers = { ["X-Trace"] = "abc" } }
     local c = sb:client{ max_retries = 0 }
-    local _, err = c:update_recall_task(task())
+    local _, err = c:recall_update(task())
     assert.equal(429, err.http_status)
     assert.equal("7", err.headers["retry-after"])
     assert.equal("abc", err.headers["x-trace"])
     local dead = sb:client{ base_url = "http://127.0.0.1:9", max_retries = 0 }
-    local _, terr = dead:update_recall_task(task())
+    local _, terr = dead:recall_update(task())
     assert.equal("TransportError", terr.kind)
     assert.is_nil(terr.headers)
   end)
@@ -135,11 +135,11 @@ describe("the answer's headers", function()
   it("never hold the secret, even when the server echoes it in a header", function()
     sb:fault{ kind = "answer", status = 200, body = '{"code":0,"msg":"success","data":null}',
               headers = { ["X-Echo"] = "key " .. sb.api_secret } }
-    local res = assert(sb:client():update_recall_task(task()))
+    local res = assert(sb:client():recall_update(task()))
     assert.equal("key <redacted>", res.headers["x-echo"])
     sb:fault{ kind = "answer", status = 200, body = '{"code":-18,"msg":"busy","data":null}',
               headers = { ["X-Echo"] = sb.api_secret } }
-    local _, err = sb:client{ max_retries = 0 }:update_recall_task(task())
+    local _, err = sb:client{ max_retries = 0 }:recall_update(task())
     assert.equal("<redacted>", err.headers["x-echo"])
   end)
 end)

@@ -1,5 +1,5 @@
 -- itnio.httpdate: the HTTP dates the client reads (Date for the skew fix, Retry-After).
-local httpdate = require "itnio.httpdate"
+local httpdate = require "itnio.internal.httpdate"
 
 describe("itnio.httpdate.parse", function()
   local rows = {

@@ -1,5 +1,5 @@
 -- Jobs and the batch outside nginx: client:start_recall_update, client:poll, job:done,
--- job:result, job:cancel, on_done, client:update_recall_tasks, against the sandbox over real
+-- job:result, job:cancel, on_done, client:batch_recall_update, against the sandbox over real
 -- sockets. Tests tagged #timing assert generous bounds on elapsed time (valgrind leaves them out).
 local errors  = require "itnio.errors"
 local core    = require "itnio.core"
@@ -50,7 +50,7 @@ describe("jobs", function()
     local job, err = c:start_recall_update(task{ recallType = 7 })
     assert.is_nil(job)
     assert.is_true(errors.is(err, errors.ValidationError))
-    local _, list = core.encode_recall_update(task{ recallType = 7 })
+    local _, list = core.encode("recall_update", task{ recallType = 7 })
     assert.same(list, err.errors)
     assert.equal(0, c:poll())
     assert.equal(0, sb:stats().requests)
@@ -145,7 +145,7 @@ describe("jobs", function()
     assert.equal(1, n, out)
   end)
 
-  -- The same scenario through update_recall_task and through a job gives the same outcome.
+  -- The same scenario through recall_update and through a job gives the same outcome.
   local scenarios = {
     { "success", nil, {} },
     { "AuthError", nil, { api_secret = "wrong" } },
@@ -159,14 +159,14 @@ describe("jobs", function()
     { "connect refused", nil, { base_url = "http://127.0.0.1:9", max_retries = 1 } },
   }
   for _, sc in ipairs(scenarios) do
-    it("gives what update_recall_task gives: " .. sc[1], function()
+    it("gives what recall_update gives: " .. sc[1], function()
       local outcomes = {}
       for pass = 1, 2 do
         sb:reset()
         if sc[2] then sb:fault(sc[2]) end
         local c = client(sb, sc[3])
         if pass == 1 then
-          outcomes[1] = shape(c:update_recall_task(task(sc[4])))
+          outcomes[1] = shape(c:recall_update(task(sc[4])))
         else
           local job = assert(c:start_recall_update(task(sc[4])))
           drain(c)
@@ -186,7 +186,7 @@ describe("jobs", function()
       drain(c)
       local res = assert(job:result())
       assert.equal(2, res.attempts)
-      assert.is_true(math.abs(c.offset - 3600) <= 2)
+      assert.is_true(math.abs(c.state:offset() - 3600) <= 2)
     end)
     skewed:stop()
     assert(ok, e)
@@ -294,7 +294,7 @@ describe("jobs", function()
       local job, err = c:start_recall_update(task())
       assert.is_nil(job)
       assert.equal("closed", err.reason)
-      local res, err2 = c:update_recall_task(task())
+      local res, err2 = c:recall_update(task())
       assert.is_nil(res)
       assert.equal("closed", err2.reason)
     end)
@@ -332,7 +332,7 @@ describe("jobs", function()
   end)
 end)
 
-describe("client:update_recall_tasks", function()
+describe("client:batch_recall_update", function()
   local sb
   setup(function() sb = sandbox.start{} end)
   teardown(function() if sb then sb:stop() end end)
@@ -344,7 +344,7 @@ describe("client:update_recall_tasks", function()
     for i = 1, 12 do tasks[i] = task() end
     tasks[5] = task{ recallType = 7 }
     local seen = {}
-    local results = c:update_recall_tasks(tasks, { concurrency = 4, on_done = function(res, err, i)
+    local results = c:batch_recall_update(tasks, { concurrency = 4, on_done = function(res, err, i)
       seen[#seen + 1] = i
       assert(res or err)
     end })
@@ -366,7 +366,7 @@ describe("client:update_recall_tasks", function()
     local c = client(sb)
     local tasks = {}
     for i = 1, 40 do tasks[i] = task() end
-    local results = c:update_recall_tasks(tasks, { concurrency = 2 })
+    local results = c:batch_recall_update(tasks, { concurrency = 2 })
     for i = 1, 40 do assert.truthy(results[i].res) end
     assert.is_true(sb:stats().connections <= 2)
   end)
@@ -375,7 +375,7 @@ describe("client:update_recall_tasks", function()
     local c = client(sb)
     local tasks = {}
     for i = 1, 1500 do tasks[i] = task() end
-    local results = c:update_recall_tasks(tasks, { concurrency = 48 })
+    local results = c:batch_recall_update(tasks, { concurrency = 48 })
     for i = 1, 1500 do assert.truthy(results[i].res) end
     local n = sb:stats().connections
     assert.is_true(n <= 48, "connections opened: " .. n)
@@ -387,7 +387,7 @@ describe("client:update_recall_tasks", function()
       local c = client(h2, { base_url = h2.https_url, cafile = h2.cafile })
       local tasks = {}
       for i = 1, 24 do tasks[i] = task() end
-      local results = c:update_recall_tasks(tasks, { concurrency = 8 })
+      local results = c:batch_recall_update(tasks, { concurrency = 8 })
       for i = 1, 24 do assert.truthy(results[i].res, tostring(results[i].err)) end
       assert.equal(24, h2:stats().accepted)
       assert.equal(1, h2:stats().connections)
@@ -402,7 +402,7 @@ describe("client:update_recall_tasks", function()
     local c = client(sb, { max_retries = 3 })
     local tasks = {}
     for i = 1, 30 do tasks[i] = task() end
-    local results = c:update_recall_tasks(tasks, { concurrency = 8, retry_budget = 5 })
+    local results = c:batch_recall_update(tasks, { concurrency = 8, retry_budget = 5 })
     local spent = 0
     for i = 1, 30 do
       assert.is_true(errors.is(results[i].err, errors.HttpError))
@@ -417,7 +417,7 @@ describe("client:update_recall_tasks", function()
     local c = client(sb, { max_retries = 0 })
     local tasks = {}
     for i = 1, 20 do tasks[i] = task() end
-    local results = c:update_recall_tasks(tasks, { concurrency = 4 })
+    local results = c:batch_recall_update(tasks, { concurrency = 4 })
     local ok, reset = 0, 0
     for i = 1, 20 do
       if results[i].res then ok = ok + 1
@@ -432,7 +432,7 @@ describe("client:update_recall_tasks", function()
 
   it("does not let one broken on_done stop the batch", function()
     local c = client(sb, { logger = function() end })
-    local results = c:update_recall_tasks({ task(), task(), task() }, { on_done = function(_, _, i)
+    local results = c:batch_recall_update({ task(), task(), task() }, { on_done = function(_, _, i)
       if i == 2 then error("callback broke") end
     end })
     for i = 1, 3 do assert.truthy(results[i].res) end
@@ -445,7 +445,7 @@ describe("client:update_recall_tasks", function()
       local tasks = {}
       for i = 1, 10 do tasks[i] = task() end
       local t0 = core.now()
-      local results = c:update_recall_tasks(tasks, { concurrency = 2, deadline = 0.5 })
+      local results = c:batch_recall_update(tasks, { concurrency = 2, deadline = 0.5 })
       local took = core.now() - t0
       assert.is_true(took < 1.2, "the batch took " .. took)
       local done, late = 0, 0
@@ -464,19 +464,19 @@ describe("client:update_recall_tasks", function()
 
   it("answers an empty list with an empty list, and raises for arguments of the wrong type", function()
     local c = client(sb)
-    assert.same({}, c:update_recall_tasks({}))
-    assert.has_error(function() c:update_recall_tasks("tasks") end)
-    assert.has_error(function() c:update_recall_tasks({}, { concurrency = 0 }) end)
-    assert.has_error(function() c:update_recall_tasks({}, { concurrency = 1.5 }) end)
-    assert.has_error(function() c:update_recall_tasks({}, { deadline = -1 }) end)
-    assert.has_error(function() c:update_recall_tasks({}, { on_done = 1 }) end)
-    assert.has_error(function() c:update_recall_tasks({}, "fast") end)
+    assert.same({}, c:batch_recall_update({}))
+    assert.has_error(function() c:batch_recall_update("tasks") end)
+    assert.has_error(function() c:batch_recall_update({}, { concurrency = 0 }) end)
+    assert.has_error(function() c:batch_recall_update({}, { concurrency = 1.5 }) end)
+    assert.has_error(function() c:batch_recall_update({}, { deadline = -1 }) end)
+    assert.has_error(function() c:batch_recall_update({}, { on_done = 1 }) end)
+    assert.has_error(function() c:batch_recall_update({}, "fast") end)
   end)
 
   it("gives every task a closed error on a closed client", function()
     local c = client(sb)
     c:close()
-    local results = c:update_recall_tasks({ task(), task() })
+    local results = c:batch_recall_update({ task(), task() })
     assert.equal("closed", results[1].err.reason)
     assert.equal("closed", results[2].err.reason)
     assert.equal(0, sb:stats().requests)

@@ -4,7 +4,7 @@
 -- generous bounds on elapsed time (valgrind leaves them out).
 local itnio   = require "itnio"
 local errors  = require "itnio.errors"
-local limiter = require "itnio.limiter"
+local limiter = require "itnio.internal.limiter"
 local core    = require "itnio.core"
 local sandbox = require "support.sandbox"
 
@@ -92,7 +92,7 @@ describe("the rate limit against the sandbox", function()
     local c = sb:client{ rate = 20 }
     local t0, total = core.now(), 0
     for i = 1, 10 do
-      local res, err = c:update_recall_task(task())
+      local res, err = c:recall_update(task())
       assert.is_nil(err)
       assert.is_number(res.waited)
       if i == 1 then assert.equal(0, res.waited) end
@@ -106,7 +106,7 @@ describe("the rate limit against the sandbox", function()
   end)
 
   it("has no waited without a rate limit", function()
-    local res = assert(sb:client():update_recall_task(task()))
+    local res = assert(sb:client():recall_update(task()))
     assert.is_nil(res.waited)
   end)
 
@@ -114,7 +114,7 @@ describe("the rate limit against the sandbox", function()
     sb:fault{ kind = "status", status = 503, count = 100 }
     local c = sb:client{ rate = 10, max_retries = 2, backoff_base = 0, backoff_cap = 0 }
     local t0 = core.now()
-    local res, err = c:update_recall_task(task())
+    local res, err = c:recall_update(task())
     local took = core.now() - t0
     assert.is_nil(res)
     assert.equal(503, err.http_status)
@@ -126,9 +126,9 @@ describe("the rate limit against the sandbox", function()
 
   it("ends a call whose deadline comes before its slot, having waited until the deadline #timing", function()
     local c = sb:client{ rate = 1 }
-    assert(c:update_recall_task(task()))
+    assert(c:recall_update(task()))
     local t0 = core.now()
-    local res, err = c:update_recall_task(task(), { deadline = 0.2 })
+    local res, err = c:recall_update(task(), { deadline = 0.2 })
     local took = core.now() - t0
     assert.is_nil(res)
     assert.equal("deadline", err.reason)
@@ -216,7 +216,7 @@ describe("the rate limit against the sandbox", function()
     local c = sb:client{ rate = 1, burst = 4 }
     local t0 = core.now()
     for _ = 1, 4 do
-      local res = assert(c:update_recall_task(task()))
+      local res = assert(c:recall_update(task()))
       assert.equal(0, res.waited)
     end
     assert.is_true(core.now() - t0 < 0.9)

@@ -59,7 +59,7 @@ describe("README", function()
     end })
     local chunk = assert((loadstring or load)(readme_block("## Builders") .. "\nreturn task", "=README", "t", env))
     if setfenv then setfenv(chunk, env) end
-    local body, errs = require("itnio.core").encode_recall_update(chunk())
+    local body, errs = require("itnio.core").encode("recall_update", chunk())
     assert(body, errs and errs[1] and errs[1].message)
     assert.equal(4, #require("cjson").decode(body).nodeList)
   end)

@@ -4,7 +4,7 @@ local core   = require "itnio.core"
 local cjson  = require "cjson"
 
 local function encode(task)
-  local body, errs = core.encode_recall_update(task)
+  local body, errs = core.encode("recall_update", task)
   if not body then
     local lines = {}
     for _, e in ipairs(errs) do lines[#lines + 1] = e.rule .. " " .. e.message end
@@ -63,7 +63,7 @@ describe("itnio.recall", function()
   end)
 
   it("leaves the rules to the core: a bad value built is a bad value refused", function()
-    local _, errs = core.encode_recall_update(recall.task(299, { interval = 30, attempts = 2 },
+    local _, errs = core.encode("recall_update", recall.task(299, { interval = 30, attempts = 2 },
       { recall.tts("x", "en-US"):sms("Hi", { on = {} }) }))
     assert.equal("N13", errs[1].rule)
   end)
@@ -184,7 +184,9 @@ describe("itnio.recall", function()
 
   local raising = {
     { "an unknown task option",  function() recall.task(1, { intervall = 3 }) end, "intervall" },
-    { "options that are not a table", function() recall.tts("x", "en", "fast") end, "must be a table" },
+    { "options that are not a table", function() recall.tts("x", "en", "fast") end, "table expected" },
+    { "a misspelled option, with the nearest", function() recall.task(1, { intervall = 3 }) end,
+      "bad argument #2 to 'recall.task' (unknown option 'intervall' (did you mean 'interval'?))" },
     { "an unknown gender",       function() recall.tts("x", "en", { gender = "robot" }) end, "gender" },
     { "an unknown SMS event",    function() recall.voice_file("a"):sms("x", { on = { "answer" } }) end, "answer" },
     { "an unknown transfer option", function() recall.voice_file("a"):transfer{ groupId = 1 } end, "groupId" },

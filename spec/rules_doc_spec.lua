@@ -59,12 +59,12 @@ describe("doc/rules.md", function()
   for _, r in ipairs(rows) do
     it(r.id .. ": its example breaks exactly that rule (" .. r.example .. ")", function()
       local task = valid_task()
-      assert.truthy(core.encode_recall_update(task), "the base task must be valid")
+      assert.truthy(core.encode("recall_update", task), "the base task must be valid")
       local env = { task = task, node = task.nodeList[1], string = string }
       local chunk = assert((loadstring or load)(r.example, "=example", "t", env))
       if setfenv then setfenv(chunk, env) end
       chunk()
-      local body, errs = core.encode_recall_update(task)
+      local body, errs = core.encode("recall_update", task)
       assert.is_nil(body, "the example did not break any rule")
       for _, e in ipairs(errs) do
         assert.equal(r.id, e.rule, "the example also broke " .. e.rule .. " (" .. e.field .. ": " .. e.message .. ")")

@@ -179,9 +179,9 @@ describe("the sandbox", function()
       assert.truthy(conf:find("^# Written by itnio%-sandbox"), conf:sub(1, 80))
       local left = conf:match("@[%u_]+@")
       assert.is_nil(left, "a placeholder left: " .. tostring(left))
-      for _, e in ipairs(require("itnio.endpoints").list) do
+      for _, e in ipairs(require("itnio.core").endpoints()) do
         assert.truthy(conf:find("location = " .. e.path .. " {", 1, true), e.path)
-        assert.truthy(conf:find('require("itnio.sandbox").serve("' .. e.name .. '")', 1, true), e.name)
+        assert.truthy(conf:find('require("itnio.testing.internal.handler").serve("' .. e.name .. '")', 1, true), e.name)
       end
     end)
   end)

@@ -1,9 +1,10 @@
 -- itnio.testing.vendor: the vendor double, with no nginx. It must play the vendor's rules as
 -- the sandbox does: the same requests get the same answers from both (one emulation,
--- itnio.vendor, two hosts), and a client drives it through its transport option.
+-- itnio.testing.internal.vendor, two hosts), and a client drives it through its transport option.
 local cjson   = require "cjson"
 local itnio   = require "itnio"
 local core    = require "itnio.core"
+local testing = require "itnio.testing"
 local sandbox = require "support.sandbox"
 
 local KEY, SECRET = "double-key", "double-secret"
@@ -12,7 +13,7 @@ local TASK = sandbox.task("From the double")
 local function double(over)
   local o = { api_key = KEY, api_secret = SECRET }
   for k, v in pairs(over or {}) do o[k] = v end
-  return itnio.testing.vendor(o)
+  return testing.vendor(o)
 end
 
 local function client(transport, over)
@@ -24,7 +25,7 @@ end
 describe("itnio.testing.vendor", function()
   it("updates a Pending task and stores it, as the vendor would", function()
     local t, vendor = double()
-    local res = assert(client(t):update_recall_task(TASK))
+    local res = assert(client(t):recall_update(TASK))
     assert.equal(0, res.code)
     assert.equal("success", res.message)
     local stored = vendor.task(299)
@@ -40,32 +41,32 @@ describe("itnio.testing.vendor", function()
 
   it("refuses a Running task (-22), an unknown one (-22), a wrong secret (-1), another address (-2)", function()
     local t = double()
-    local _, err = client(t):update_recall_task(sandbox.task("x", { keyId = 300 }))
+    local _, err = client(t):recall_update(sandbox.task("x", { keyId = 300 }))
     assert.equal("ParameterError", err.kind)
     assert.matches("not Pending %(status Running%)", err.message)
-    _, err = client(t):update_recall_task(sandbox.task("x", { keyId = 777 }))
+    _, err = client(t):recall_update(sandbox.task("x", { keyId = 777 }))
     assert.matches("does not exist", err.message)
-    _, err = client(t, { api_secret = "wrong" }):update_recall_task(TASK)
+    _, err = client(t, { api_secret = "wrong" }):recall_update(TASK)
     assert.equal("AuthError", err.kind)
     assert.matches("Sign does not match", err.message)
     local far = double{ allow_ips = { "10.0.0.1" } }
-    _, err = client(far):update_recall_task(TASK)
+    _, err = client(far):recall_update(TASK)
     assert.equal("IpLimitError", err.kind)
   end)
 
   it("checks the Timestamp window: the client learns the vendor's clock from Date and resends", function()
     local t, vendor = double{ skew = 3600 }
     local c = client(t)
-    local res = assert(c:update_recall_task(TASK))
+    local res = assert(c:recall_update(TASK))
     assert.equal(2, res.attempts)
-    assert.is_true(math.abs(c.offset - 3600) <= 2)
+    assert.is_true(math.abs(c.state:offset() - 3600) <= 2)
     assert.equal(2, vendor.stats().requests)
   end)
 
   it("starts with the tasks it is given, and reset restores them", function()
     local t, vendor = double{ tasks = { { id = 5, status = "Pending" } } }
     assert.is_nil(vendor.task(299))
-    assert(client(t):update_recall_task(sandbox.task("x", { keyId = 5 })))
+    assert(client(t):recall_update(sandbox.task("x", { keyId = 5 })))
     vendor.set_task(6, "Running")
     assert.equal("Running", vendor.task(6).status)
     vendor.reset()
@@ -78,10 +79,10 @@ describe("itnio.testing.vendor", function()
     it("status: a 503 is retried; a 429 gives its Retry-After", function()
       local t, vendor = double()
       vendor.fault{ kind = "status", status = 503, count = 1 }
-      local res = assert(client(t):update_recall_task(TASK))
+      local res = assert(client(t):recall_update(TASK))
       assert.equal(2, res.attempts)
       vendor.fault{ kind = "status", status = 429, retry_after = 30 }
-      local _, err = client(t, { max_retries = 0 }):update_recall_task(TASK)
+      local _, err = client(t, { max_retries = 0 }):recall_update(TASK)
       assert.equal(429, err.http_status)
       assert.equal(30, err.retry_after)
       assert.equal("30", err.headers["retry-after"])
@@ -91,11 +92,11 @@ describe("itnio.testing.vendor", function()
       local t, vendor = double()
       local c = client(t, { max_retries = 0 })
       vendor.fault{ kind = "code", code = -18 }
-      assert.equal("SystemError", select(2, c:update_recall_task(TASK)).kind)
+      assert.equal("SystemError", select(2, c:recall_update(TASK)).kind)
       vendor.fault{ kind = "answer", status = 200, body = "{not json" }
-      assert.equal("DecodeError", select(2, c:update_recall_task(TASK)).kind)
+      assert.equal("DecodeError", select(2, c:recall_update(TASK)).kind)
       vendor.fault{ kind = "reset" }
-      local _, err = c:update_recall_task(TASK)
+      local _, err = c:recall_update(TASK)
       assert.equal("TransportError", err.kind)
       assert.equal("reset", err.reason)
       assert.is_true(err.sent)
@@ -106,11 +107,11 @@ describe("itnio.testing.vendor", function()
       local c = client(t, { max_retries = 0, timeout = 0.2 })
       vendor.fault{ kind = "delay", ms = 50 }
       local t0 = core.now()
-      assert(c:update_recall_task(TASK))
+      assert(c:recall_update(TASK))
       assert.is_true(core.now() - t0 >= 0.05)
       vendor.fault{ kind = "delay", ms = 5000 }
       t0 = core.now()
-      local _, err = c:update_recall_task(TASK)
+      local _, err = c:recall_update(TASK)
       assert.equal("timeout", err.reason)
       assert.is_true(core.now() - t0 < 1)
     end)
@@ -123,8 +124,8 @@ describe("itnio.testing.vendor", function()
   end)
 
   it("refuses options without an account", function()
-    assert.has_error(function() itnio.testing.vendor{} end)
-    assert.has_error(function() itnio.testing.vendor{ api_key = "k" } end)
+    assert.has_error(function() testing.vendor{} end)
+    assert.has_error(function() testing.vendor{ api_key = "k" } end)
   end)
 end)
 
@@ -135,7 +136,7 @@ describe("the double and the sandbox", function()
 
   -- The same raw request, to both: their statuses and bodies.
   it("give the same answer to the same request: one emulation, two hosts", function()
-    local t = itnio.testing.vendor{ api_key = sb.api_key, api_secret = sb.api_secret }
+    local t = testing.vendor{ api_key = sb.api_key, api_secret = sb.api_secret }
     local ts = string.format("%d", math.floor(core.time()))
     local function headers(over)
       local h = { ["Content-Type"] = "application/json;charset=UTF-8", ["Api-Key"] = sb.api_key,

@@ -9,7 +9,7 @@ local M = {}
 -- sentence for the operator (the vendor's refusal, or what to do about an outage).
 function M.repace(client, key_id, text)
   local task = recall.task(key_id, { interval = 30, attempts = 2 }, { recall.tts(text, "en-US") })
-  local res, err = client:update_recall_task(task)
+  local res, err = client:recall_update(task)
   if res then return true end
   if err.retryable then
     return nil, "the vendor is not answering (" .. err.kind .. "): try again later"

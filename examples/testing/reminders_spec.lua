@@ -1,14 +1,15 @@
 -- The spec of a module of your own (examples/testing/reminders.lua), written as you would:
--- the vendor is itnio.testing.vendor, in this process, playing the API's rules and the
+-- the vendor is itnio.testing's double, in this process, playing the API's rules and the
 -- faults you script. `make check` runs it.
 local itnio = require "itnio"
+local testing = require "itnio.testing"
 local reminders = require "reminders"
 
 describe("reminders.repace", function()
   local vendor, client
   before_each(function()
     local transport
-    transport, vendor = itnio.testing.vendor{ api_key = "test-key", api_secret = "test-secret" }
+    transport, vendor = testing.vendor{ api_key = "test-key", api_secret = "test-secret" }
     client = itnio.new{ api_key = "test-key", api_secret = "test-secret", transport = transport,
                         backoff_base = 0, backoff_cap = 0 }
   end)

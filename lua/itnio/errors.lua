@@ -6,12 +6,13 @@
 -- The classes: ConfigError, ValidationError, AuthError (-1), IpLimitError (-2),
 -- TimestampExpiredError (-16), SystemError (-18), ParameterError (-22), ApiError (any other
 -- code), HttpError, TransportError, DecodeError, CircuitOpenError (the client's breaker is
--- open: nothing was sent; `retry_after` is the seconds left); each is a field of this module.
+-- open: nothing was sent; `retry_after` is the seconds left), InputError (a campaign's line
+-- that is no task: not a JSON object, or too long); each is a field of this module.
 -- @module itnio.errors
 local setmetatable, getmetatable, tostring, type, pairs, pcall = setmetatable, getmetatable, tostring, type, pairs, pcall
 local concat = table.concat
 
-local _M = { _VERSION = require("itnio.core")._VERSION }   -- the one version: csrc/itnio.h
+local _M = {}
 
 local function one_line(s)
   return (tostring(s):gsub("[%c]+", " "))
@@ -61,6 +62,7 @@ define("HttpError",             { retryable = false, message = "HTTP error" })
 define("TransportError",        { retryable = false, sent = false, message = "transport error" })
 define("DecodeError",           { retryable = false, message = "the answer could not be read" })
 define("CircuitOpenError",      { retryable = true, message = "the circuit breaker is open" })
+define("InputError",            { retryable = false, message = "the input is not a task" })
 
 local by_code = {
   [-1] = _M.AuthError, [-2] = _M.IpLimitError, [-16] = _M.TimestampExpiredError,

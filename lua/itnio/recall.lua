@@ -10,31 +10,26 @@
 --         :transfer{ group = 1000038, rate = 1, key = "#" },
 --       recall.voice_file("greeting.wav"),
 --     })
---     client:update_recall_task(task)
+--     client:recall_update(task)
 --
--- A wrong option name or type is a programming error and raises.
+-- A wrong option name or type is a programming error and raises ("bad argument", with the
+-- nearest option's name for a typo). The builders work without the C core (it loads for
+-- Base64 only).
 -- @module itnio.recall
-local type, pairs, ipairs, error, setmetatable, tostring = type, pairs, ipairs, error, setmetatable, tostring
+local options = require "itnio.internal.options"
+
+local type, pairs, ipairs, setmetatable, tostring = type, pairs, ipairs, setmetatable, tostring
 local min, concat = math.min, table.concat
 local READ_CHUNK = 1024 * 1024
 
--- _VERSION comes from the core when asked (csrc/itnio.h is the one place it is written): the
--- builders themselves work without the C core.
-local _M = setmetatable({}, { __index = function(_, k)
-  if k == "_VERSION" then return require("itnio.core")._VERSION end
-end })
+options.mine()
+
+local _M = {}
 
 local Node = {}
 Node.__index = Node
 
-local function check_opts(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fn .. ": options must be a table, got " .. type(opts), 3) end
-  for k in pairs(opts) do
-    if not allowed[k] then error(fn .. ": unknown option '" .. tostring(k) .. "'", 3) end
-  end
-  return opts
-end
+local bad, check_opts = options.bad, options.check
 
 local function voice_node(fields)
   fields.hangUpSms = 0
@@ -43,7 +38,7 @@ local function voice_node(fields)
 end
 
 local GENDER = { male = 1, female = 2 }
-local TTS_OPTS = { rate = true, gender = true, accent = true }
+local TTS_OPTS = options.set{ "rate", "gender", "accent" }
 
 --- A text-to-speech node (source 3).
 -- @tparam string text what the node says, at most 1000 characters
@@ -53,9 +48,9 @@ local TTS_OPTS = { rate = true, gender = true, accent = true }
 -- @treturn Node the node
 -- @raise on an unknown option, or a gender other than those two
 function _M.tts(text, lan, opts)
-  opts = check_opts("recall.tts", opts, TTS_OPTS)
+  opts = check_opts(opts, TTS_OPTS, "recall.tts", 3)
   local gender = opts.gender
-  if gender ~= nil and not GENDER[gender] then error("recall.tts: gender must be 'male' or 'female'", 2) end
+  if gender ~= nil and not GENDER[gender] then bad("recall.tts", 3, "gender must be 'male' or 'female'") end
   return voice_node{ source = 3, text = text, lan = lan, speakingRate = opts.rate,
                      ssmlGender = gender and GENDER[gender], accent = opts.accent }
 end
@@ -79,15 +74,13 @@ end
 -- (csrc/schema.c, N4), so this is ours: 64 MiB of audio, about 85 MiB of Base64 in the body.
 _M.MAX_UPLOAD = 64 * 1024 * 1024
 
-local UPLOAD_OPTS = { max_bytes = true }
+local UPLOAD_OPTS = options.set{ "max_bytes" }
 
 local function upload_max(fn, opts)
-  opts = check_opts(fn, opts, UPLOAD_OPTS)
+  opts = check_opts(opts, UPLOAD_OPTS, fn, 3)
   local max = opts.max_bytes
   if max == nil then return _M.MAX_UPLOAD end
-  if type(max) ~= "number" or max < 0 or max ~= math.floor(max) then
-    error(fn .. ": max_bytes must be a whole number of bytes", 3)
-  end
+  if not options.is_number(max, 0, math.huge, true) then bad(fn, 3, "max_bytes must be a whole number of bytes") end
   return max
 end
 
@@ -110,8 +103,8 @@ end
 -- @treturn[2] string why: bytes pass the size limit
 -- @raise when name or bytes is not a string, or on a bad option
 function _M.upload_bytes(name, bytes, opts)
-  if type(name) ~= "string" then error("recall.upload_bytes: name must be a string, got " .. type(name), 2) end
-  if type(bytes) ~= "string" then error("recall.upload_bytes: bytes must be a string, got " .. type(bytes), 2) end
+  if type(name) ~= "string" then bad("recall.upload_bytes", 1, "name must be a string, got " .. type(name)) end
+  if type(bytes) ~= "string" then bad("recall.upload_bytes", 2, "bytes must be a string, got " .. type(bytes)) end
   local max = upload_max("recall.upload_bytes", opts)
   if #bytes > max then return nil, too_large(name, #bytes, max) end
   return _M.upload(name, base64(bytes))
@@ -127,9 +120,9 @@ end
 -- @treturn[2] string why, naming the path: the file cannot be read, or passes the size limit
 -- @raise when path or name is not a string, or on a bad option
 function _M.upload_file(path, name, opts)
-  if type(path) ~= "string" then error("recall.upload_file: path must be a string, got " .. type(path), 2) end
+  if type(path) ~= "string" then bad("recall.upload_file", 1, "path must be a string, got " .. type(path)) end
   if name ~= nil and type(name) ~= "string" then
-    error("recall.upload_file: name must be a string, got " .. type(name), 2)
+    bad("recall.upload_file", 2, "name must be a string, got " .. type(name))
   end
   local max = upload_max("recall.upload_file", opts)
   local f, err = io.open(path, "rb")
@@ -172,7 +165,7 @@ function _M.agent(script_id)
 end
 
 local PUSH = { feedback = "feedbackPush", success = "successPush", failed = "failedPush", ring = "ringPush" }
-local SMS_OPTS = { on = true, after = true, key = true, sender = true }
+local SMS_OPTS = options.set{ "on", "after", "key", "sender" }
 
 --- Sends an SMS when the call hangs up.
 -- @tparam string content the SMS text, at most 1000 characters; its placeholders are
@@ -184,12 +177,12 @@ local SMS_OPTS = { on = true, after = true, key = true, sender = true }
 -- @treturn Node the node itself, for chaining
 -- @raise on an unknown option or event
 function Node:sms(content, opts)
-  opts = check_opts("node:sms", opts, SMS_OPTS)
+  opts = check_opts(opts, SMS_OPTS, "node:sms", 2)
   self.hangUpSms, self.smsContent, self.senderId = 1, content, opts.sender
   for _, field in pairs(PUSH) do self[field] = 0 end
   for _, event in ipairs(opts.on or {}) do
     local field = PUSH[event]
-    if not field then error("node:sms: unknown event '" .. tostring(event) .. "'", 2) end
+    if not field then bad("node:sms", 2, "unknown event '" .. tostring(event) .. "' in opts.on") end
     self[field] = 1
   end
   if opts.after ~= nil then self.successPushTime = opts.after end
@@ -197,7 +190,7 @@ function Node:sms(content, opts)
   return self
 end
 
-local TRANSFER_OPTS = { group = true, rate = true, key = true, delay = true }
+local TRANSFER_OPTS = options.set{ "group", "rate", "key", "delay" }
 
 --- Transfers the call to an agent group: after the group call ends, or on a keypress when
 -- `key` is given.
@@ -207,16 +200,16 @@ local TRANSFER_OPTS = { group = true, rate = true, key = true, delay = true }
 -- @treturn Node the node itself, for chaining
 -- @raise on an unknown option
 function Node:transfer(opts)
-  opts = check_opts("node:transfer", opts, TRANSFER_OPTS)
+  opts = check_opts(opts, TRANSFER_OPTS, "node:transfer", 1)
   self.toSeat, self.sipGroupId, self.outboundControl, self.calloutRate = 1, opts.group, 1, opts.rate
   self.toSeatType = opts.key ~= nil and 2 or 1
   self.toSeatKey, self.delayTransfer = opts.key, opts.delay
   return self
 end
 
-local TASK_OPTS = { interval = true, attempts = true, only_failed = true, intents = true }
+local TASK_OPTS = options.set{ "interval", "attempts", "only_failed", "intents" }
 
---- A task, for `client:update_recall_task`. The nodes are copied, so one node can serve
+--- A task, for `client:recall_update`. The nodes are copied, so one node can serve
 -- several tasks.
 -- @tparam int key_id the task to edit, from 1
 -- @tparam table opts `interval`: minutes between recalls, 1 to 1440; `attempts`: recall
@@ -226,11 +219,11 @@ local TASK_OPTS = { interval = true, attempts = true, only_failed = true, intent
 -- @treturn table the task
 -- @raise on an unknown option, or nodes that is not a table
 function _M.task(key_id, opts, nodes)
-  opts = check_opts("recall.task", opts, TASK_OPTS)
+  opts = check_opts(opts, TASK_OPTS, "recall.task", 2)
   local t = { keyId = key_id, recallInterval = opts.interval, recallNum = opts.attempts,
               recallType = opts.only_failed and 1 or 0, recallIntent = opts.intents }
   if nodes ~= nil then
-    if type(nodes) ~= "table" then error("recall.task: nodes must be an array", 2) end
+    if type(nodes) ~= "table" then bad("recall.task", 3, "nodes must be an array") end
     local list = {}
     for i, node in ipairs(nodes) do
       local copy = {}

@@ -203,7 +203,7 @@ local function run_batch(gen, what, over)
   if gen:chance(4) then opts.deadline = gen:pick{ 0.02, 0.2 } end
   local results
   hostile.within(20, function()
-    local co = coroutine.create(function() return w.client:update_recall_tasks(tasks, opts) end)
+    local co = coroutine.create(function() return w.client:batch_recall_update(tasks, opts) end)
     local ok, v = coroutine.resume(co)
     while ok and v == "parked" do   -- the host answers a parked attempt, maybe after a poll of its own
       if gen:chance(3) then w.client:poll(0) end

@@ -1,4 +1,4 @@
--- Regression: client:close() from a batch's on_done hung update_recall_tasks forever at 100%
+-- Regression: client:close() from a batch's on_done hung batch_recall_update forever at 100%
 -- CPU. close ended the jobs in flight without their callbacks, so the batch's count of
 -- active jobs never dropped, and poll returned at once, again and again.
 local hostile = require "support.hostile"
@@ -11,7 +11,7 @@ describe("client:close() from a batch's on_done", function()
     local c = hostile.client(t.fn, { max_retries = 2 })
     local calls = 0
     local results = hostile.within(10, function()
-      return c:update_recall_tasks({ T, T, T }, { concurrency = 2, on_done = function()
+      return c:batch_recall_update({ T, T, T }, { concurrency = 2, on_done = function()
         calls = calls + 1
         c:close()
       end })
@@ -28,7 +28,7 @@ describe("client:close() from a batch's on_done", function()
   it("ends the batch when the callback of its last task closes the client", function()
     local c = hostile.client(hostile.transport{}.fn)
     local results = hostile.within(10, function()
-      return c:update_recall_tasks({ T, T }, { concurrency = 1, on_done = function(_, _, i)
+      return c:batch_recall_update({ T, T }, { concurrency = 1, on_done = function(_, _, i)
         if i == 2 then c:close() end
       end })
     end)

@@ -12,7 +12,7 @@ describe("a deadline that passes during an attempt", function()
 
   it("ends the batch's tasks in flight with reason deadline", function()
     local c = sb:client{ max_retries = 2 }
-    local results = c:update_recall_tasks({ hostile.TASK, hostile.TASK, hostile.TASK },
+    local results = c:batch_recall_update({ hostile.TASK, hostile.TASK, hostile.TASK },
                                           { concurrency = 2, deadline = 0.5 })
     for i = 1, 3 do
       local err = results[i].err
@@ -26,7 +26,7 @@ describe("a deadline that passes during an attempt", function()
 
   it("ends a blocking call and a job the same way", function()
     local c = sb:client{ max_retries = 2 }
-    local _, err = c:update_recall_task(hostile.TASK, { deadline = 0.4 })
+    local _, err = c:recall_update(hostile.TASK, { deadline = 0.4 })
     assert.equal("deadline", err.reason, tostring(err))
     assert.equal(1, err.attempts)
     local job = assert(c:start_recall_update(hostile.TASK, { deadline = 0.4 }))
@@ -37,7 +37,7 @@ describe("a deadline that passes during an attempt", function()
 
   it("keeps timeout for an attempt that timed out on the client's own timeout", function()
     local c = sb:client{ max_retries = 0, timeout = 0.3 }
-    local _, err = c:update_recall_task(hostile.TASK, { deadline = 5 })
+    local _, err = c:recall_update(hostile.TASK, { deadline = 5 })
     assert.equal("timeout", err.reason, tostring(err))
   end)
 end)

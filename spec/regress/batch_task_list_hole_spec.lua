@@ -6,7 +6,7 @@ local hostile = require "support.hostile"
 
 local T = hostile.TASK
 
-describe("update_recall_tasks with a list that is not a list of tasks", function()
+describe("batch_recall_update with a list that is not a list of tasks", function()
   local cases = {
     { "a hole", { T, T, T, T, T, nil, T }, "tasks%[6%] is nil" },
     { "a string", { T, T, "T", T }, "tasks%[3%] is a string" },
@@ -18,9 +18,9 @@ describe("update_recall_tasks with a list that is not a list of tasks", function
     it("raises before sending anything: " .. case[1], function()
       local t = hostile.transport{}
       local c = hostile.client(t.fn)
-      local ok, why = pcall(c.update_recall_tasks, c, case[2], { concurrency = 1 })
+      local ok, why = pcall(c.batch_recall_update, c, case[2], { concurrency = 1 })
       assert.is_false(ok)
-      assert.truthy(tostring(why):find("bad argument #1 to 'update_recall_tasks'", 1, true), why)
+      assert.truthy(tostring(why):find("bad argument #1 to 'batch_recall_update'", 1, true), why)
       assert.truthy(tostring(why):find(case[3]), why)
       assert.equal(0, t.calls)
       assert.equal(0, c:poll(0))
@@ -30,7 +30,7 @@ describe("update_recall_tasks with a list that is not a list of tasks", function
   it("takes keys that are not positive whole numbers as no task (table.pack's n)", function()
     local t = hostile.transport{}
     local c = hostile.client(t.fn)
-    local results = c:update_recall_tasks({ T, T, n = 2, [0] = "zero", [1.5] = "half" })
+    local results = c:batch_recall_update({ T, T, n = 2, [0] = "zero", [1.5] = "half" })
     assert.equal(2, #results)
     assert.equal(2, t.calls)
   end)

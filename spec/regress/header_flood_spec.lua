@@ -19,7 +19,7 @@ describe("regress: a flood of header lines", function()
     local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret",
       base_url = peer.url, max_retries = 0, timeout = 5 })
     local t0 = os.clock()
-    local res, err = c:update_recall_task(TASK)
+    local res, err = c:recall_update(TASK)
     return res, err, os.clock() - t0
   end
 

@@ -1,5 +1,5 @@
 -- Regression: with no file descriptor left, the first job raised "epoll_create1 failed (Too
--- many open files)" (or, when itnio.transport.curl had not been loaded yet, "module ... not
+-- many open files)" (or, when itnio.internal.curl had not been loaded yet, "module ... not
 -- found"), and the job count stayed at 1 for ever, so `while c:poll(0) > 0` never ended.
 -- Now start_recall_update returns nil, TransportError, the count stays true, and jobs work
 -- again once descriptors are free. Runs in a child Lua with a low descriptor limit.
@@ -34,9 +34,9 @@ end
 say("start", tostring(job), err and err.kind or "-", err and tostring(err.reason) or "-")
 say("message", err and err.message or "-")
 say("count", c:poll(0), c:poll(0.01))
-local results = c:update_recall_tasks({ T, T })
+local results = c:batch_recall_update({ T, T })
 say("batch", #results, results[1].err and results[1].err.kind or "ok", results[2].err and results[2].err.kind or "ok")
-local res, berr = c:update_recall_task(T)
+local res, berr = c:recall_update(T)
 say("blocking", res and "ok" or berr.kind)
 for _ = 1, 16 do table.remove(held):close() end
 local job2, err2 = c:start_recall_update(T)

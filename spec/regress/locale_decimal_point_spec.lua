@@ -15,7 +15,7 @@ describe("regress: the numeric locale", function()
   for _, name in ipairs{ "de_DE.UTF-8", "ps_AF.UTF-8" } do
     it("does not change the body: " .. name, function()
       local expected = {}
-      for i, r in ipairs(RATES) do expected[i] = assert(core.encode_recall_update(task(r))) end
+      for i, r in ipairs(RATES) do expected[i] = assert(core.encode("recall_update", task(r))) end
       local set = os.setlocale(name, "numeric")
       local ok, e = pcall(function()
         assert(set, "the locale " .. name .. " is missing here: `make deps` makes it (tools/install-deps)")
@@ -23,13 +23,13 @@ describe("regress: the numeric locale", function()
           assert.not_equal(".", string.format("%.1f", 0.5):sub(2, 2))   -- the locale is in force
         end
         for i, r in ipairs(RATES) do
-          local body = assert(core.encode_recall_update(task(r)))
+          local body = assert(core.encode("recall_update", task(r)))
           assert.equal(expected[i], body)
           local num = body:match('"speakingRate":([^,}]+)')
           assert.truthy(num:match("^%-?%d+%.?%d*$") or num:match("^%-?%d+%.?%d*e[%+%-]%d+$"), num)
         end
         -- a refusal's message shows the range in JSON's notation too
-        local _, errs = core.encode_recall_update(task(9.5))
+        local _, errs = core.encode("recall_update", task(9.5))
         assert.truthy(errs[1].message:find("0.25", 1, true), errs[1].message)
       end)
       os.setlocale("C", "numeric")

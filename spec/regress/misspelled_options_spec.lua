@@ -41,10 +41,10 @@ describe("misspelled options", function()
     local c = hostile.client(hostile.transport{}.fn)
     local T = hostile.TASK
     local calls = {
-      { "update_recall_task", function() return c:update_recall_task(T, { deadlin = 1 }) end, "deadline" },
+      { "recall_update", function() return c:recall_update(T, { deadlin = 1 }) end, "deadline" },
       { "prepare_recall_update", function() return c:prepare_recall_update(T, { passtrough = true }) end, "passthrough" },
       { "start_recall_update", function() return c:start_recall_update(T, { ondone = print }) end, "on_done" },
-      { "update_recall_tasks", function() return c:update_recall_tasks({ T }, { concurency = 2 }) end, "concurrency" },
+      { "batch_recall_update", function() return c:batch_recall_update({ T }, { concurency = 2 }) end, "concurrency" },
     }
     for _, call in ipairs(calls) do
       local ok, why = pcall(call[2])

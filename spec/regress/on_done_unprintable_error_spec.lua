@@ -32,7 +32,7 @@ describe("an on_done that raises what cannot be printed", function()
 
     it("does not break the batch: every task has its result, no job is left: " .. case[1], function()
       local c = hostile.client(hostile.transport{}.fn, { logger = function() end })
-      local ok, results = pcall(c.update_recall_tasks, c, { T, T, T, T }, { concurrency = 2,
+      local ok, results = pcall(c.batch_recall_update, c, { T, T, T, T }, { concurrency = 2,
         on_done = function(_, _, i) if i ~= 4 then error(case[2]()) end end })
       assert.is_true(ok, tostring(results))
       assert.equal(4, #results)

@@ -38,7 +38,7 @@ describe("regress: passthrough values", function()
         for _ = 1, 20 do
           with_finalizer(function() task.extraA = { "a table now" }; task.extraB = 2 ^ 60 end)
         end
-        local body, errs = core.encode_recall_update(task, PASS)
+        local body, errs = core.encode("recall_update", task, PASS)
         if body then
           local t = cjson.decode(body)
           assert.equal("original", t.extraA)
@@ -63,7 +63,7 @@ describe("regress: passthrough values", function()
     it("refuse an integer beyond 2^53-1 (T6), as known fields do: " .. tostring(v), function()
       local task = base_task()
       task.extraB = v
-      local body, errs = core.encode_recall_update(task, PASS)
+      local body, errs = core.encode("recall_update", task, PASS)
       assert.is_nil(body)
       assert.equal("T6", errs[1].rule)
       assert.equal("extraB", errs[1].field)
@@ -75,7 +75,7 @@ describe("regress: passthrough values", function()
     for _, v in ipairs{ 2 ^ 53, -(2 ^ 53) - 2, 2 ^ 63, 1e21, 1e300 } do
       local task = base_task()
       task.extraB = v
-      local body = assert(core.encode_recall_update(task, PASS))
+      local body = assert(core.encode("recall_update", task, PASS))
       assert.equal(v, cjson.decode(body).extraB)
     end
   end)
@@ -84,7 +84,7 @@ describe("regress: passthrough values", function()
     for _, v in ipairs{ 2 ^ 53 - 1, -(2 ^ 53 - 1), 0.5, 1e300 / 1e10 * 0 + 1.5e-300, -0.0 } do
       local task = base_task()
       task.extraB = v
-      local body = assert(core.encode_recall_update(task, PASS))
+      local body = assert(core.encode("recall_update", task, PASS))
       assert.equal(v, cjson.decode(body).extraB)
     end
   end)

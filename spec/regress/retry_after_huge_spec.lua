@@ -14,7 +14,7 @@ local function call_with(headers)
       calls = calls + 1
       return { status = 503, headers = headers, body = "busy" }
     end })
-  local ok, res, err = pcall(c.update_recall_task, c, TASK)
+  local ok, res, err = pcall(c.recall_update, c, TASK)
   assert.is_true(ok, tostring(res))
   return res, err, calls
 end

@@ -73,7 +73,7 @@ for case = 1, cases do
     local n = gen:int(0, 6)
     local tasks = {}
     for i = 1, n do tasks[i] = T end
-    local ok, results = pcall(c.update_recall_tasks, c, tasks, { concurrency = gen:int(1, 3) })
+    local ok, results = pcall(c.batch_recall_update, c, tasks, { concurrency = gen:int(1, 3) })
     check(ok, what .. ": the batch raised: " .. tostring(results))
     check(#results == n, what .. ": " .. #results .. " results for " .. n .. " tasks")
     for i = 1, n do check(results[i].res or results[i].err, what .. ": an empty result") end

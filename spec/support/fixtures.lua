@@ -276,9 +276,9 @@ end
 function F.encode(core, task, opts)
   local body, errs
   if opts == nil then
-    body, errs = core.encode_recall_update(task)
+    body, errs = core.encode("recall_update", task)
   else
-    body, errs = core.encode_recall_update(task, opts)
+    body, errs = core.encode("recall_update", task, opts)
   end
   if body == nil then return nil, errs end
   assert(type(body) == "string", "body is a " .. type(body))

@@ -35,7 +35,7 @@ function cases.update(args)
   local out = {}
   ngx.update_time()
   local t0 = ngx.now()
-  for i = 1, tonumber(args.n or 1) do out[i] = outcome(c:update_recall_task(TASK)) end
+  for i = 1, tonumber(args.n or 1) do out[i] = outcome(c:recall_update(TASK)) end
   ngx.update_time()
   return { results = out, seconds = ngx.now() - t0 }
 end

@@ -5,12 +5,12 @@ local core = require "itnio.core"
 local F = require "support.fixtures"
 
 local small = F.task_nodes(F.voice(1, F.SMS))
-local small_body = assert(core.encode_recall_update(small))
+local small_body = assert(core.encode("recall_update", small))
 local seen, nested, wrong = 0, 0, 0
 local function finalizer()
   seen = seen + 1
-  if debug.traceback():find("encode_recall_update", 1, true) then nested = nested + 1 end
-  if core.encode_recall_update(small) ~= small_body then wrong = wrong + 1 end
+  if debug.traceback():find("in function '[%w%.]*encode'") then nested = nested + 1 end
+  if core.encode("recall_update", small) ~= small_body then wrong = wrong + 1 end
 end
 local function garbage()   -- an object with a finalizer (5.1 and LuaJIT: a userdata)
   if newproxy then getmetatable(newproxy(true)).__gc = finalizer   -- luacheck: ignore
@@ -29,16 +29,16 @@ end
 local bad = F.task({ keyId = "x", recallNum = "y", recallType = "z", nodeList = nodes })
 local PASS = { passthrough = true }
 local extra = F.task_nodes((unpack or table.unpack)(extra_nodes))
-local extra_body = assert(core.encode_recall_update(extra, PASS))
+local extra_body = assert(core.encode("recall_update", extra, PASS))
 collectgarbage("collect")
 collectgarbage("setpause", 0)
 collectgarbage("setstepmul", 1000)
 for _ = 1, 200 do
   for _ = 1, 20 do garbage() end
-  if core.encode_recall_update(bad) then wrong = wrong + 1 end
+  if core.encode("recall_update", bad) then wrong = wrong + 1 end
   for _ = 1, 20 do garbage() end
-  if core.encode_recall_update(extra, PASS) ~= extra_body then wrong = wrong + 1 end
-  if core.encode_recall_update(small) ~= small_body then wrong = wrong + 1 end
+  if core.encode("recall_update", extra, PASS) ~= extra_body then wrong = wrong + 1 end
+  if core.encode("recall_update", small) ~= small_body then wrong = wrong + 1 end
 end
 collectgarbage("collect")
 print(seen, nested, wrong)

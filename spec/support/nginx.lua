@@ -9,14 +9,14 @@
 --   srv.url, srv.port, srv.prefix; srv:get(path) -> status, body, headers; srv:stop()
 --   nginx.query{ k = v, ... } -> "k=v&..." (percent-encoded), for srv:get's path
 --
--- Its config comes from itnio.sandbox.conf, the sandbox's own writer. Prefixes are
+-- Its config comes from itnio.testing.internal.conf, the sandbox's own writer. Prefixes are
 -- build/test-nginx-<pid>-<n>; stop() removes its prefix unless ITNIO_KEEP_SANDBOX=1. A whole
 -- `conf` may say $PORT, $PREFIX, $REPO and $MODULES.
 local socket  = require "socket"
 local http    = require "socket.http"
 local ltn12   = require "ltn12"
 local sandbox = require "support.sandbox"
-local conf    = require "itnio.sandbox.conf"
+local conf    = require "itnio.testing.internal.conf"
 
 local N = {}
 local counter = 0

@@ -42,7 +42,7 @@ function cases.update(args)
     for k, v in pairs(TASK) do t[k] = v end
     t.keyId = tonumber(args.keyId)
   end
-  return outcome(c, c:update_recall_task(t))
+  return outcome(c, c:recall_update(t))
 end
 
 -- Several updates on one client in one request: the pool should give one connection.
@@ -52,7 +52,7 @@ function cases.several(args)
   local out = {}
   ngx.update_time()
   local t0 = ngx.now()
-  for i = 1, tonumber(args.n or 3) do out[i] = outcome(c, c:update_recall_task(TASK)) end
+  for i = 1, tonumber(args.n or 3) do out[i] = outcome(c, c:recall_update(TASK)) end
   ngx.update_time()
   if args.took then return { took = ngx.now() - t0, results = out } end
   return out
@@ -65,7 +65,7 @@ function cases.timer(args)
   local ok, err = ngx.timer.at(0, function(premature)
     if premature then return end
     local c = client(args)
-    dict:set(id, cjson.encode(outcome(c, c:update_recall_task(TASK))))
+    dict:set(id, cjson.encode(outcome(c, c:recall_update(TASK))))
   end)
   if not ok then return { ok = false, message = "timer: " .. tostring(err) } end
   for _ = 1, 200 do
@@ -86,8 +86,8 @@ function cases.batch(args)
   local t0 = ngx.now()
   ngx.update_time()
   local calls, events = 0, {}
-  c.on_call = function(ev) events[#events + 1] = ev.outcome end
-  local results = c:update_recall_tasks(tasks, { concurrency = tonumber(args.concurrency or 16),
+  c.config.on_call = function(ev) events[#events + 1] = ev.outcome end
+  local results = c:batch_recall_update(tasks, { concurrency = tonumber(args.concurrency or 16),
     retry_budget = tonumber(args.retry_budget), on_done = function() calls = calls + 1 end })
   ngx.update_time()
   local out = { seconds = ngx.now() - t0, on_done_calls = calls, on_call = events, results = {} }
@@ -98,9 +98,9 @@ end
 -- The transport itself, with the method the request names: GET the sandbox's stats, then a
 -- method it must refuse.
 function cases.method(args)
-  local t = require("itnio.transport.ngx").new{ max_body = 65536 }
-  local resp, err = t:send{ method = "GET", url = args.base .. "/sandbox/stats", headers = {}, timeout = 2 }
-  local _, put_err = t:send{ method = "PUT", url = args.base .. "/sandbox/stats", headers = {}, body = "", timeout = 2 }
+  local t = require("itnio.internal.cosocket").new{ max_body = 65536 }
+  local resp, err = t:send("GET", args.base .. "/sandbox/stats", {}, nil, 2)
+  local _, put_err = t:send("PUT", args.base .. "/sandbox/stats", {}, "", 2)
   return { status = resp and resp.status, body = resp and resp.body, err = err and err.message,
            put = put_err and put_err.message }
 end
@@ -110,19 +110,19 @@ end
 function cases.twice(args)
   local log = {}
   local c = client(args)
-  c.logger = function(level, message, fields)
+  c.config.logger = function(level, message, fields)
     local parts = { level, message }
     for k, v in pairs(fields or {}) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
     log[#log + 1] = table.concat(parts, " ")
   end
   ngx.update_time()
   local t0 = ngx.now()
-  local ok, res, err = pcall(c.update_recall_task, c, TASK)
+  local ok, res, err = pcall(c.recall_update, c, TASK)
   ngx.update_time()
   local took = ngx.now() - t0
   local first = ok and outcome(c, res, err) or { raised = tostring(res) }
   first.text = ok and (res and cjson.encode(res) or tostring(err)) or nil
-  local ok2, res2, err2 = pcall(c.update_recall_task, c, TASK)
+  local ok2, res2, err2 = pcall(c.recall_update, c, TASK)
   local second = ok2 and outcome(c, res2, err2) or { raised = tostring(res2) }
   return { first = first, second = second, log = table.concat(log, "\n"), seconds = took }
 end
@@ -141,7 +141,7 @@ end
 local shared
 function cases.shared(args)
   shared = shared or client(args)
-  return outcome(shared, shared:update_recall_task(TASK))
+  return outcome(shared, shared:recall_update(TASK))
 end
 
 -- A phase without cosockets: the call must fail with a clear error, never block or raise.
@@ -149,7 +149,7 @@ end
 function M.header_filter()
   local args = ngx.req.get_uri_args()
   local c = (args.shared == "1" and shared) or client(args)
-  local res, err = c:update_recall_task(TASK)
+  local res, err = c:recall_update(TASK)
   ngx.header["X-Itnio-Result"] = res and "ok" or (err.kind .. "|" .. tostring(err.reason) .. "|" .. err.message)
 end
 

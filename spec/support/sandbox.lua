@@ -1,4 +1,4 @@
--- A private sandbox for busted specs: starts one with itnio.sandbox.launcher (what
+-- A private sandbox for busted specs: starts one with itnio.testing.sandbox (what
 -- bin/itnio-sandbox runs) in its own prefix on free ports, and controls it over its /sandbox/
 -- endpoints with LuaSocket's socket.http (independent of the client under test). The sandbox
 -- plays the endpoints of the core the spec runs with (make test-endpoint's has a second one;
@@ -19,7 +19,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
-local launcher = require "itnio.sandbox.launcher"
+local launcher = require "itnio.testing.sandbox"
 
 local S = {}
 
@@ -28,6 +28,9 @@ local shell = require "support.shell"
 local shell_quote, run, free_ports = shell.quote, shell.run, shell.free_ports
 S.shell_quote, S.run, S.free_ports, S.clean_env, S.root = shell.quote, shell.run, shell.free_ports, shell.clean_env, shell.root
 S.launcher = S.root .. "/bin/itnio-sandbox"
+-- The core nginx's LuaJIT loads: the checkout's LuaJIT build (make LUA=luajit), or another
+-- (make test-endpoint's) named by ITNIO_SANDBOX_CPATH.
+S.luajit_core = os.getenv("ITNIO_SANDBOX_CPATH") or (S.root .. "/build/luajit")
 
 local function my_pid()
   local f = io.open("/proc/self/stat", "r")
@@ -178,7 +181,7 @@ function S.start(opts)
     local info, err = launcher.start{ prefix = prefix, port = port, tls_port = tls_port,
       skew = opts.skew, window = opts.window, hold_ms = opts.hold_ms, http2 = opts.http2 and true or nil,
       keepalive = opts.keepalive_timeout, key = opts.key, secret = opts.secret, allow_ip = allow,
-      workers = opts.workers }
+      workers = opts.workers, lua_cpath = S.luajit_core }
     if info then
       local sb = setmetatable({ port = port, tls_port = tls_port,
         api_secret = opts.secret or "sandbox-secret" }, Sandbox)

@@ -1,8 +1,9 @@
 --- Campaigns: a file of tasks (JSON Lines, one task object a line) sent through one client,
 -- paced, resumable, with one result a line. `itnio <command> --batch FILE` runs one; this
--- module is its engine, so that a program of yours can run one the same way:
+-- module (part of the command line's unit) is its engine, so that a program of yours can
+-- run one the same way:
 --
---     local campaign = require "itnio.campaign"
+--     local campaign = require "itnio.cli.campaign"
 --     local status = campaign.run{ client = client, endpoint = "recall_update",
 --       input = io.open("tasks.jsonl", "rb"), input_name = "tasks.jsonl", size = 123456,
 --       journal = "tasks.jsonl.journal", out = io.stdout, concurrency = 8 }
@@ -20,10 +21,11 @@
 -- first 64 KiB), then one line per ended line, the same JSON object the results get,
 -- appended whole and unbuffered as the line ends. A later run with the same journal skips
 -- the lines whose last record is updated, refused or broken, and sends the rest again.
--- @module itnio.campaign
-local core   = require "itnio.core"
-local errors = require "itnio.errors"
-local cjson  = require("cjson.safe").new()
+-- @module itnio.cli.campaign
+local core    = require "itnio.core"
+local errors  = require "itnio.errors"
+local signals = require "itnio.cli.signals"
+local cjson   = require("cjson.safe").new()
 
 local type, tostring, ipairs = type, tostring, ipairs
 local floor, min, huge = math.floor, math.min, math.huge
@@ -31,8 +33,13 @@ local format, find, sub, byte, concat = string.format, string.find, string.sub, 
 
 local _M = {}
 
-_M.MAX_LINE = 100 * 1024 * 1024   -- the most one line may be (a task with a 64 MiB upload fits)
-_M.MAX_LINE_TEXT = "100 MiB"
+--- The most one task may be, in bytes, as a line of a campaign or a file of its own: a task
+-- that uploads a 64 MiB audio file (recall.upload_file's limit) is about 86 MiB of JSON; past
+-- this, the input is a mistake (/dev/zero, a disk image).
+_M.MAX_TASK = 100 * 1024 * 1024
+
+--- MAX_TASK, as messages say it.
+_M.MAX_TASK_TEXT = "100 MiB"
 local CHUNK = 64 * 1024           -- what a read takes, and what the journal's hash covers
 local HEAD = 64 * 1024
 local LINES_A_TURN = 512          -- lines one turn of the loop reads at most (then it polls)
@@ -139,7 +146,7 @@ end
 
 -- An error for a line that is no task.
 local function input_error(message)
-  return { kind = "InputError", message = message, retryable = false, attempts = 0 }
+  return errors.InputError.new{ message = message, attempts = 0 }
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -153,7 +160,7 @@ end
 -- @tparam[opt] int max_line the longest line (MAX_LINE)
 -- @treturn table the reader
 function _M.reader(f, max_line)
-  max_line = max_line or _M.MAX_LINE
+  max_line = max_line or _M.MAX_TASK
   local r = { consumed = 0, n = 0 }
   local buf, pos, eof = "", 1, false
   local parts, plen, skipping = nil, 0, false   -- a line longer than one chunk, in pieces
@@ -182,7 +189,7 @@ function _M.reader(f, max_line)
         r.n = r.n + 1
         if skipping then
           skipping, parts, plen = false, nil, 0
-          return r.n, nil, "the line is longer than " .. _M.MAX_LINE_TEXT
+          return r.n, nil, "the line is longer than " .. _M.MAX_TASK_TEXT
         end
         local line = piece
         if parts then
@@ -211,7 +218,7 @@ function _M.reader(f, max_line)
           local line = parts and concat(parts) or nil
           local was = skipping
           skipping, parts, plen = false, nil, 0
-          if was then return r.n, nil, "the line is longer than " .. _M.MAX_LINE_TEXT end
+          if was then return r.n, nil, "the line is longer than " .. _M.MAX_TASK_TEXT end
           if byte(line, -1) == 13 then line = sub(line, 1, -2) end
           return r.n, line
         end
@@ -410,7 +417,7 @@ end
 -- whole run, or nil), `dry_run` (check every line, send nothing), `passthrough`,
 -- `progress` (a file handle to redraw a progress line on, or nil), `log` (a file handle for
 -- the summary, or nil), `signals` (true: stop at the first SIGINT or SIGTERM; see
--- core.catch_signals). Returns the exit status, the counts by outcome, and the signal that
+-- itnio.cli.signals). Returns the exit status, the counts by outcome, and the signal that
 -- stopped the run ("INT", "TERM") or nil; or nil and a message when the journal cannot be used.
 -- @tparam table opts the run's options
 -- @treturn int|nil the exit status
@@ -419,8 +426,7 @@ end
 function _M.run(opts)
   local client, out = opts.client, opts.out
   local concurrency = opts.concurrency or 8
-  local e = require("itnio.endpoints").named(opts.endpoint)
-  local start_m, prepare_m = e.methods.start, e.methods.prepare
+  local start_m, prepare_m = "start_" .. opts.endpoint, "prepare_" .. opts.endpoint
   local reader = _M.reader(opts.input)
   local now = core.now
   local st = { t0 = now(), lines = 0, ended = 0, requests = 0, inflight = 0, eof = false,
@@ -557,7 +563,7 @@ function _M.run(opts)
   end
 
   while true do
-    if opts.signals and not st.stopped then st.stopped = core.caught() end
+    if opts.signals and not st.stopped then st.stopped = signals.caught() end
     if deadline_at and ahead <= #again and now() >= deadline_at then st.paused_until = 0 end
     feed()
     local waiting = ahead <= #again

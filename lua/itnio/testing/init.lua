@@ -4,19 +4,16 @@
 --     local transport, vendor = itnio.testing.vendor{ api_key = "k", api_secret = "s" }
 --     local client = itnio.new{ api_key = "k", api_secret = "s", transport = transport }
 --     vendor.fault{ kind = "status", status = 503, count = 1 }
---     local res = client:update_recall_task(task)     -- a 503, then the retry succeeds
+--     local res = client:recall_update(task)     -- a 503, then the retry succeeds
 --     assert(vendor.task(299).task.nodeList[1].text == task.nodeList[1].text)
 --
 -- The transport plays the vendor in this process with the very emulation the sandbox serves
--- from nginx (`itnio.vendor`): Api-Key, Sign and the Timestamp window (-16), the IP
+-- from nginx: Api-Key, Sign and the Timestamp window (-16), the IP
 -- allow-list (-2), every rule by the core (-22), edits to Pending tasks only, the stored
 -- tasks; and the same faults, scripted with `vendor.fault`. It starts with the sandbox's
 -- tasks: 299 and 301 Pending, 300 Running.
 -- @module itnio.testing
-local vendor    = require "itnio.vendor"
-local endpoints = require "itnio.endpoints"
-local compat    = require "itnio.compat"
-local httpdate  = require "itnio.httpdate"
+local vendor    = require "itnio.testing.internal.vendor"
 local core      = require "itnio.core"
 local cjson     = require("cjson.safe").new()
 
@@ -24,6 +21,9 @@ local type, tostring, pairs, ipairs, error, pcall = type, tostring, pairs, ipair
 local concat, lower, format = table.concat, string.lower, string.format
 
 local _M = {}
+
+local by_path = {}   -- the endpoints the core knows, by their path
+for _, e in ipairs(core.endpoints()) do by_path[e.path] = e end
 
 -- null -> nil, deeply (a stored task as a plain Lua table).
 local function denull(v)
@@ -76,7 +76,7 @@ function _M.vendor(opts)
     local headers = {}
     for k, x in pairs(req.headers or {}) do headers[k] = x end
     seen[#seen + 1] = { method = req.method, url = req.url, path = path, headers = headers, body = req.body }
-    local e = endpoints.at(path)
+    local e = by_path[path]
     if not e then
       return { status = 404, headers = { ["content-type"] = "application/json" }, body = '{"error":"not found"}\n' }
     end
@@ -86,16 +86,16 @@ function _M.vendor(opts)
     if delay > 0 then
       local timeout = req.timeout or 10
       if delay >= timeout then
-        compat.sleep(timeout)
+        core.sleep(timeout)
         return nil, { reason = "timeout", sent = true,
                       message = format("no answer in %gs (the vendor double's delay fault)", timeout) }
       end
-      compat.sleep(delay)
+      core.sleep(delay)
     end
     if reply.reset then
       return nil, { reason = "reset", sent = true, message = "the connection was reset (the vendor double's reset fault)" }
     end
-    local h = { ["content-type"] = reply.ctype, date = httpdate.format(v:now()) }
+    local h = { ["content-type"] = reply.ctype, date = vendor.http_date(v:now()) }
     for k, x in pairs(reply.headers or {}) do h[lower(k)] = tostring(x) end
     return { status = reply.status, headers = h, body = reply.body, reused = #seen > 1 }
   end

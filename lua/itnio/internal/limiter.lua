@@ -1,4 +1,4 @@
---- A rate limit: at most `rate` attempts a second, `burst` of them at once after a quiet
+--- Private to lua-itnio. A rate limit: at most `rate` attempts a second, `burst` of them at once after a quiet
 -- spell. It is a token bucket of `burst` tokens that earns `rate` tokens a second, kept in
 -- the form that needs one number of state (the "generic cell rate algorithm"): `tat`, the
 -- time at which the bucket would be full again if nothing more were taken.
@@ -14,8 +14,7 @@
 -- and `store:set(n)`. The default keeps it in a table of its own; limiters of one process that
 -- share a store (and a clock) share one limit. A get and a set are two steps, so a store
 -- that other processes write at the same time (a `lua_shared_dict` across nginx workers)
--- would lose bookings: `itnio.state` paces those by claiming slots with the dict's `add`.
--- @module itnio.limiter
+-- would lose bookings: `itnio.internal.state` paces those by claiming slots with the dict's `add`.
 local type, tostring, setmetatable, floor, huge = type, tostring, setmetatable, math.floor, math.huge
 local format = string.format
 

@@ -1,9 +1,15 @@
---- What a client learns and keeps between calls: the clock offset, the rate limit's slots,
--- the circuit breaker, the batch's retry budget. Kept in the client (one process, one
--- worker), or, with `itnio.new{ shared_dict = "name" }` inside nginx, in a `lua_shared_dict`
--- that every worker of the machine shares, keyed by a hash of the account's key (never the
--- key itself). Shared updates are atomic with the dict's own `incr` and `add`; nothing here
--- holds a lock, and nothing yields.
+--- Private to lua-itnio. What a client learns and keeps between calls: the clock offset, the
+-- rate limit's slots, the circuit breaker, the batch's retry budget. Kept in the client (one
+-- process, one worker), or, with `itnio.new{ shared_dict = "name" }` inside nginx, in a
+-- `lua_shared_dict` that every worker of the machine shares, keyed by a hash of the
+-- account's key (never the key itself). Nothing here holds a lock, and nothing yields.
+--
+-- In the dict, each operation is atomic, and these need no more: a rate slot is claimed
+-- with `add` (one worker gets each), the half-open trial with `add`, the budget and the
+-- count of failures move with `incr`. Recording the breaker's end of a run is a few
+-- operations, not one: two workers that record at once may both open it, or one may open it
+-- while the other closes it; the later write wins, and either outcome is one a single worker
+-- could have reached (at worst one cooldown more, or one trial less).
 --
 --     local st = state.new(client, opts)      -- opts: rate, burst, breaker, shared_dict
 --     st:offset() / st:set_offset(n)          seconds to add to the local clock
@@ -11,11 +17,12 @@
 --     st:breaker_check(now)                   nil (go), or seconds until the breaker lets a trial go
 --     st:breaker_record(failed, now)          after an attempt: failed worth retrying, or not
 --     st:budget(capacity, earn)               the batch's retry budget: take() / earn()
--- @module itnio.state
 local core    = require "itnio.core"
-local limiter = require "itnio.limiter"
+local limiter = require "itnio.internal.limiter"
+local options = require "itnio.internal.options"
 
-local type, tostring, setmetatable, floor, max, min = type, tostring, setmetatable, math.floor, math.max, math.min
+local type, tostring, setmetatable, max, min = type, tostring, setmetatable, math.max, math.min
+local floor = math.floor
 local format = string.format
 
 local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
@@ -25,15 +32,16 @@ local _M = {}
 --- Why the breaker option is not one, or nil.
 -- @tparam any b `{ failures = n, cooldown = seconds }`
 -- @treturn string|nil what is wrong
+local BREAKER_OPTS = options.set{ "failures", "cooldown" }
+
 function _M.check_breaker(b)
   if type(b) ~= "table" then return "breaker must be a table { failures = n, cooldown = seconds }" end
-  for k in pairs(b) do
-    if k ~= "failures" and k ~= "cooldown" then return "breaker has no option " .. tostring(k) end
-  end
-  local f, c = b.failures, b.cooldown
-  if type(f) ~= "number" or f ~= floor(f) or f < 1 or f > 1e6 then
+  local why = options.unknown(b, BREAKER_OPTS)
+  if why then return "breaker: " .. why end
+  if not options.is_number(b.failures, 1, 1e6, true) then
     return "breaker.failures must be a whole number from 1 to 1000000"
   end
+  local c = b.cooldown
   if type(c) ~= "number" or not (c > 0 and c <= 86400) then
     return "breaker.cooldown must be seconds, more than 0 and at most 86400"
   end
@@ -188,7 +196,7 @@ end
 -- @tparam table opts itnio.new's options (rate, burst, breaker, shared_dict)
 -- @treturn table the state
 function _M.new(client, opts)
-  local trial_timeout = (client.timeout or 10) + (client.connect_timeout or 3)
+  local trial_timeout = (client.config.timeout or 10) + (client.config.connect_timeout or 3)
   local lim = opts.rate and limiter.new(opts.rate, opts.burst) or nil
   local name = opts.shared_dict
   if name == nil then

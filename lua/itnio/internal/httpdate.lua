@@ -1,9 +1,7 @@
---- HTTP dates as the client reads them: the answer's Date (the clock-skew fix) and
--- Retry-After (a number of seconds, or a date); and as the vendor double writes its Date.
--- Private to the Lua layer.
+--- Private to lua-itnio. HTTP dates as the client reads them: the answer's Date (the
+-- clock-skew fix) and Retry-After (a number of seconds, or a date).
 local type, tonumber = type, tonumber
 local floor, max = math.floor, math.max
-local format, os_date = string.format, os.date
 
 local _M = {}
 
@@ -27,16 +25,6 @@ function _M.parse(s)
   local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
   return days * 86400 + H * 3600 + M * 60 + S
-end
-
-local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
-local MONTH_NAMES = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
-
---- The HTTP date (IMF-fixdate) of t, seconds since the epoch: what `parse` reads.
-function _M.format(t)
-  local d = os_date("!*t", floor(t))
-  return format("%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[d.wday], d.day, MONTH_NAMES[d.month], d.year,
-                d.hour, d.min, d.sec)
 end
 
 --- Seconds to wait from a Retry-After value: delta-seconds, or an HTTP date measured against

@@ -1,19 +1,20 @@
---- itnio.sandbox.launcher: starts, stops and checks the sandbox's nginx, on 127.0.0.1, over
--- HTTP and HTTPS (a throw-away CA made with the openssl command), in a private prefix.
--- bin/itnio-sandbox is its command line; the specs call it as a library.
+--- The sandbox, from Lua: starts, stops and checks an nginx that plays the vendor, on
+-- 127.0.0.1, over HTTP and HTTPS (a throw-away CA made with the openssl command), in a
+-- private prefix. bin/itnio-sandbox is its command line; tests call it as a library.
 --
---   local launcher = require "itnio.sandbox.launcher"
---   local info, err = launcher.start{ port = 18080, tls_port = 18443, prefix = "dir", ... }
---     info: http_url, https_url, cafile, api_key, prefix
---   launcher.stop(prefix [, fast])   launcher.status(prefix) -> "running" | "stopped"
+--     local sandbox = require "itnio.testing.sandbox"
+--     local info, err = sandbox.start{ port = 18080, tls_port = 18443, prefix = "dir", ... }
+--       -- info: http_url, https_url, cafile, api_key, prefix
+--     sandbox.stop(prefix [, fast])   sandbox.status(prefix) -> "running" | "stopped"
 --
 -- What it needs, it finds: nginx on PATH (or $NGINX), the Lua module where Debian and the
--- usual builds keep it (or $NGINX_MODULES_DIR; or built in, as in OpenResty), the Lua layer
--- on package.path, and a core nginx's LuaJIT can load: $ITNIO_SANDBOX_CPATH, the Lua that
--- runs the launcher when it is LuaJIT or 5.1, a checkout's build/luajit (built when missing),
--- or the Lua 5.1 tree beside the installed modules (install the rock for Lua 5.1 too).
--- Each missing piece is a sentence that says what to do. Portable Lua (5.1 .. 5.4).
-local conf = require "itnio.sandbox.conf"
+-- usual builds keep it (or $NGINX_MODULES_DIR; or built in, as in OpenResty), the test kit
+-- on package.path, and a core nginx's LuaJIT can load: start's `lua_cpath`, else
+-- $ITNIO_SANDBOX_CPATH, the Lua that runs it when that is LuaJIT or 5.1, or the Lua 5.1
+-- tree beside the installed modules (install the client's rock for Lua 5.1 too). Each
+-- missing piece is a sentence that says what to do. Portable Lua (5.1 .. 5.4).
+-- @module itnio.testing.sandbox
+local conf = require "itnio.testing.internal.conf"
 
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local concat = table.concat
@@ -33,12 +34,9 @@ local function q(s)
 end
 
 -- Runs a shell command: its output and whether it exited 0 (the status travels in the
--- output: LuaJIT's and 5.1's pipe:close() do not report it). What it runs (nginx, openssl,
--- kill, pgrep) never inherits a sanitizer runtime preloaded into the Lua that runs the
--- launcher (make asan): nginx and pgrep hang under one.
+-- output: LuaJIT's and 5.1's pipe:close() do not report it).
 local function sh(cmd)
-  local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS sh -c " .. q("(" .. cmd .. ") 2>&1")
-    .. "; echo \"__rc=$?\"", "r")
+  local p = io.popen("sh -c " .. q("(" .. cmd .. ") 2>&1") .. "; echo \"__rc=$?\"", "r")
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
@@ -68,10 +66,6 @@ local function write_file(path, text, private)
   return true
 end
 
-local function dir_of(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
   local cwd = sh("pwd -P"):gsub("%s+$", "")
@@ -95,16 +89,15 @@ local searchpath = package.searchpath or function(name, path)
   return nil
 end
 
---- The directory the Lua layer is in (above itnio/), from package.path.
-function _M.lua_dir()
-  local file = searchpath("itnio.sandbox.launcher", package.path)
+-- The directory the test kit is in (above itnio/), from package.path.
+local function lua_dir()
+  local file = searchpath("itnio.testing.sandbox", package.path)
   if not file then return nil end
-  return (file:gsub("/itnio/sandbox/launcher%.lua$", ""))
+  return (file:gsub("/itnio/testing/sandbox%.lua$", ""))
 end
 
---- The directory above itnio/core.so of a core nginx's LuaJIT can load, or nil, why.
--- @tparam string lua_dir where the Lua layer is
-function _M.luajit_core(lua_dir)
+-- The directory above itnio/core.so of a core nginx's LuaJIT can load, or nil, why.
+local function luajit_core(dir)
   local from_env = os_getenv("ITNIO_SANDBOX_CPATH")
   if from_env and from_env ~= "" then
     if exists(from_env .. "/itnio/core.so") then return from_env end
@@ -114,17 +107,8 @@ function _M.luajit_core(lua_dir)
     local file = searchpath("itnio.core", package.cpath)
     if file then return (file:gsub("/itnio/core%.so$", "")) end
   end
-  local checkout = dir_of(lua_dir)
-  if exists(checkout .. "/Makefile") and exists(checkout .. "/csrc/itnio.h") then
-    local core = checkout .. "/build/luajit"
-    if not exists(core .. "/itnio/core.so") then
-      local out, ok = sh("make -s -C " .. q(checkout) .. " LUA=luajit build")
-      if not ok then return nil, "cannot build the LuaJIT core (make LUA=luajit):\n" .. out end
-    end
-    return core
-  end
   -- an installed tree: share/lua/5.x beside lib/lua/5.1
-  local tree = lua_dir:match("^(.*)/share/lua/5%.%d$")
+  local tree = dir:match("^(.*)/share/lua/5%.%d$")
   if tree and exists(tree .. "/lib/lua/5.1/itnio/core.so") then return tree .. "/lib/lua/5.1" end
   return nil, "the sandbox runs in nginx's LuaJIT and needs itnio.core built for LuaJIT or Lua 5.1, "
     .. "and none was found: install the rock for Lua 5.1 too (luarocks --lua-version 5.1 ...), "
@@ -187,6 +171,12 @@ local function wait_gone(pid, tries)
     sleep(0.05)
   end
   return not alive(pid)
+end
+
+--- The prefix start, stop and status take when given none: $TMPDIR/itnio-sandbox (or /tmp's).
+-- @treturn string the directory
+function _M.default_prefix()
+  return (os_getenv("TMPDIR") or "/tmp") .. "/itnio-sandbox"
 end
 
 --- Stops the nginx of prefix (nothing to do when none runs).
@@ -273,11 +263,12 @@ local function answers(o, cafile)
   if ok then
     local plain = core.http_new{}
     local tls = core.http_new{ cafile = cafile }
-    local s1 = plain:perform("GET", "http://127.0.0.1:" .. o.port .. "/sandbox/stats", {}, nil, 2, 1)
-    local s2 = s1 == 200 and tls:perform("GET", "https://localhost:" .. o.tls_port .. "/sandbox/stats", {}, nil, 2, 1)
+    local a1 = plain:perform("GET", "http://127.0.0.1:" .. o.port .. "/sandbox/stats", {}, nil, 2, 1)
+    local a2 = a1 and a1.status == 200
+      and tls:perform("GET", "https://localhost:" .. o.tls_port .. "/sandbox/stats", {}, nil, 2, 1)
     plain:close()
     tls:close()
-    return s1 == 200 and s2 == 200
+    return a2 and a2.status == 200
   end
   local _, good = sh("curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:" .. o.port .. "/sandbox/stats && "
     .. "curl -fsS -o /dev/null --max-time 2 --cacert " .. q(cafile) .. " https://localhost:" .. o.tls_port .. "/sandbox/stats")
@@ -316,19 +307,15 @@ local function options(opts)
       return nil, name .. " must be one non-empty line"
     end
   end
-  if not o.prefix then
-    local dir = _M.lua_dir()
-    local checkout = dir and dir_of(dir)
-    o.prefix = (checkout and exists(checkout .. "/Makefile")) and (checkout .. "/build/sandbox")
-      or ((os_getenv("TMPDIR") or "/tmp") .. "/itnio-sandbox")
-  end
+  o.prefix = o.prefix or _M.default_prefix()
   return o
 end
 
 --- Starts the sandbox (restarting the one of the same prefix): { http_url, https_url,
 -- cafile, api_key, prefix }, or nil, why. opts: port (18080), tls_port (18443), prefix,
 -- window (300 s), skew (0 s), allow_ip ("127.0.0.1,::1"), hold_ms (0), keepalive (30 s),
--- key, secret, http2 (false), workers (1).
+-- key, secret, http2 (false), workers (1), lua_cpath (the directory above the itnio/core.so
+-- nginx's LuaJIT loads; found when not given).
 -- @tparam[opt] table opts as above
 function _M.start(opts)
   local o, why = options(opts)
@@ -343,11 +330,15 @@ function _M.start(opts)
   if not nginx then return nil, e1 end
   local modules, e2 = lua_module(nginx)
   if not modules then return nil, e2 end
-  local lua_dir = _M.lua_dir()
-  if not lua_dir then return nil, "cannot find the module itnio.sandbox.launcher on package.path" end
-  local core_dir, e3 = _M.luajit_core(lua_dir)
+  local dir = lua_dir()
+  if not dir then return nil, "cannot find the module itnio.testing.sandbox on package.path" end
+  local core_dir, e3 = o.lua_cpath, nil
+  if core_dir and not exists(core_dir .. "/itnio/core.so") then
+    return nil, "lua_cpath is " .. core_dir .. ", which holds no itnio/core.so"
+  end
+  if not core_dir then core_dir, e3 = luajit_core(dir) end
   if not core_dir then return nil, e3 end
-  local endpoints = require("itnio.endpoints").list
+  local endpoints = require("itnio.core").endpoints()
 
   write_file(prefix .. "/logs/error.log", "")
   local cafile, e4 = make_tls(prefix)
@@ -357,7 +348,7 @@ function _M.start(opts)
   -- Started as root, nginx hands its workers to nobody, who may not read a checkout.
   local user = sh("id -u"):match("^0%s*$") and "user root root;" or ""
   local text = conf.sandbox{ prefix = prefix, port = o.port, tls_port = o.tls_port, http2 = o.http2,
-    keepalive = o.keepalive, workers = o.workers, lua_path = { lua_dir }, lua_cpath = { core_dir },
+    keepalive = o.keepalive, workers = o.workers, lua_path = { dir }, lua_cpath = { core_dir },
     modules = modules, user = user, endpoints = endpoints }
   write_file(prefix .. "/conf/nginx.conf", text)
 

@@ -1,7 +1,8 @@
---- The OpenResty transport: HTTP/1.1 on nginx cosockets, so a call never blocks the worker.
--- It has the blocking way to wait only (t:send(req), which yields inside nginx); the
--- transports' shapes are transport/curl.lua's: a request in, { status, headers, body,
--- reused } or nil, { reason, message, sent } out.
+--- Private to lua-itnio. The OpenResty transport: HTTP/1.1 on nginx cosockets, so a call
+-- never blocks the worker. It has the blocking way to wait only (`t:send(method, url, lines,
+-- body, timeout, ct)`, which yields inside nginx); the shapes are itnio.internal.curl's: a
+-- request in, `{ status, headers, body, reused }` (a plain success as `{ plain = true, message,
+-- headers, reused }`, by core.plain_success) or `nil, { reason, message, sent }` out.
 -- TLS is verified against nginx's lua_ssl_trusted_certificate unless the client was made
 -- with insecure = true. Connections go back to nginx's keep-alive pool when the answer
 -- allows it. The HTTP reader is small and strict: it reads one answer to one POST, caps
@@ -9,15 +10,17 @@
 -- half-read connection never goes back to the pool.
 local ngx = ngx   -- luacheck: ignore
 local tcp = ngx.socket.tcp
+local core = require "itnio.core"
+local plain_success = core.plain_success
 
-local tonumber, tostring, pairs, setmetatable = tonumber, tostring, pairs, setmetatable
-local concat, sort = table.concat, table.sort
+local type, tonumber, tostring, pairs, setmetatable = type, tonumber, tostring, pairs, setmetatable
+local concat = table.concat
 local find, lower, sub, format = string.find, string.lower, string.sub, string.format
 local min = math.min
 
 local _M = {}
 
-_M.default_user_agent = "lua-itnio/" .. require("itnio.core")._VERSION .. " ngx_lua/"
+_M.default_user_agent = "lua-itnio/" .. core._VERSION .. " ngx_lua/"
   .. tostring(ngx.config and ngx.config.ngx_lua_version or "?")
 
 local MAX_HEADER_BYTES = 64 * 1024
@@ -228,9 +231,8 @@ Ngx.__index = Ngx
 Ngx.name = "ngx"
 
 --- Sends one request and waits (yielding) for its answer.
--- @tparam table req the request
-function Ngx:send(req)
-  return self.perform(req)
+function Ngx:send(method, url, lines, body, timeout, ct)
+  return self.perform(method, url, lines, body, timeout, ct)
 end
 
 --- Nothing to free: nginx's keep-alive pool owns the connections.
@@ -247,15 +249,16 @@ function _M.new(opts)
 
   local last_url, last   -- a client sends to one URL: parse it once, not on every request
 
-  local function perform(req)
-    if req.url ~= last_url then last_url, last = req.url, { parse_url(req.url) } end
+  local function perform(method, url, header_lines, req_body, timeout, ct)
+    if type(url) ~= "string" then return fail(nil, "other", "the url must be a string", false) end
+    if url ~= last_url then last_url, last = url, { parse_url(url) } end
     local scheme, host, port, path = last[1], last[2], last[3], last[4]
-    if not scheme then return fail(nil, "other", "cannot parse url " .. tostring(req.url), false) end
+    if not scheme then return fail(nil, "other", "cannot parse url " .. tostring(url), false) end
     -- nginx resolves names only through its `resolver`; localhost is loopback by definition.
     local server_name = (host:gsub("^%[(.*)%]$", "%1"))   -- [::1] -> ::1
     local addr = server_name == "localhost" and "127.0.0.1" or server_name
     local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
-    local method, req_body = req.method or "POST", req.body or ""
+    method, req_body = method or "POST", req_body or ""
     if method ~= "POST" and method ~= "GET" then
       return fail(nil, "other", "method must be GET or POST, got " .. tostring(method), false)
     end
@@ -266,19 +269,16 @@ function _M.new(opts)
       "Content-Length: " .. #req_body,
       "Connection: keep-alive",
     }
-    local names = {}
-    for name in pairs(req.headers) do names[#names + 1] = name end
-    sort(names)
-    for i = 1, #names do
-      local v = tostring(req.headers[names[i]])
-      if find(names[i], "[%c:]") or find(v, "[\r\n%z]") then
-        return fail(nil, "other", "a header name or value holds CR, LF or NUL", false)
+    for i = 1, #header_lines do
+      local line = header_lines[i]
+      if type(line) ~= "string" or find(line, "[\r\n%z]") or not find(line, "^[^%c:]+:") then
+        return fail(nil, "other", "a header line is not 'Name: value', or holds CR, LF or NUL", false)
       end
-      lines[#lines + 1] = names[i] .. ": " .. v
+      lines[#lines + 1] = line
     end
     local head = concat(lines, "\r\n") .. "\r\n\r\n"
-    local timeout_ms = (req.timeout or 10) * 1000
-    local connect_ms = (req.connect_timeout or opts.connect_timeout or 3) * 1000
+    local timeout_ms = (timeout or 10) * 1000
+    local connect_ms = (ct or opts.connect_timeout or 3) * 1000
     local pool = format("itnio:%s:%s:%d:%s", scheme, host, port, insecure and "insecure" or "verified")
     ngx.update_time()
     local deadline = ngx.now() * 1000 + timeout_ms   -- the attempt's timeout bounds it whole
@@ -346,6 +346,10 @@ function _M.new(opts)
           sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
         else
           sock:close()
+        end
+        if status == 200 then   -- the answer that needs no decision, as the core's handles say it
+          local plain, msg = plain_success(200, body)
+          if plain then return { plain = true, message = msg, headers = headers, reused = reused } end
         end
         return { status = status, headers = headers, body = body, reused = reused }
       end

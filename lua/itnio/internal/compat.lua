@@ -1,5 +1,5 @@
---- What differs between Lua 5.4, LuaJIT/5.1 and an nginx worker, in one place: clocks,
--- sleeping, and whether nginx cosockets can be used in the running phase.
+--- Private to lua-itnio. What differs between Lua 5.4, LuaJIT/5.1 and an nginx worker, in
+-- one place: clocks, sleeping, and whether nginx cosockets can be used in the running phase.
 local core = require "itnio.core"
 
 local ngx = ngx   -- luacheck: ignore (a global inside nginx only)

@@ -1,6 +1,6 @@
 --- The vendor, emulated: what ITNIO's server does with a request to an endpoint the core
 -- knows, as one piece of plain Lua with no I/O of its own. Two hosts drive it: the sandbox
--- (itnio.sandbox, inside nginx, its store in lua_shared_dicts) and the in-process double
+-- (itnio.testing.internal.handler, inside nginx, its store in lua_shared_dicts) and the in-process double
 -- (itnio.testing.vendor, its store in Lua tables). One emulation, so that the two cannot
 -- drift apart.
 --
@@ -19,7 +19,6 @@
 -- `tasks` (status:<id>, updates:<id>, at:<id>, body:<id>), `faults` (list "queue" of
 -- "<remaining count> <json>") and `stats` (requests, connections, accepted). `vendor.memory()`
 -- makes one in Lua tables.
--- @module itnio.vendor
 local cjson = require "cjson.safe"
 local core  = require "itnio.core"
 
@@ -59,6 +58,19 @@ function _M.id_string(n)
   return fmt("%.0f", n)
 end
 local id_string = _M.id_string
+
+local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
+
+--- The HTTP date (IMF-fixdate) of t, seconds since the epoch: the vendor's Date header
+-- (written by hand: os.date's names follow the C locale).
+-- @tparam number t the time
+-- @treturn string
+function _M.http_date(t)
+  local d = os.date("!*t", floor(t))
+  return fmt("%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[d.wday], d.day, MONTHS[d.month], d.year,
+             d.hour, d.min, d.sec)
+end
 
 -- ---------------------------------------------------------------------------------------
 -- A store in Lua tables, for the double
@@ -382,7 +394,7 @@ local function check_auth(self, h)
   if err then return err end
   if not sign or sign == "" then return "missing Sign header" end
   if #sign ~= 32 or not sign:find("^%x+$") then return "Sign is not 32 hex digits" end
-  if lower(sign) ~= self.sign(key, self.secret, ts) then return "Sign does not match" end
+  if not core.consteq(lower(sign), self.sign(key, self.secret, ts)) then return "Sign does not match" end
   return nil
 end
 

@@ -1,26 +1,27 @@
--- itnio.sandbox.control: the sandbox's test control plane, apart from the vendor it serves
--- (itnio.sandbox over itnio.vendor): the endpoints under /sandbox/ (loopback only, no auth)
--- that read and set tasks, count requests, reset, and queue faults for the next requests.
--- The faults themselves, and the tasks, are the vendor's (itnio.vendor).
+-- Private to lua-itnio's test kit. The sandbox's test control plane, apart from the vendor
+-- it serves: the endpoints under /sandbox/ (loopback only, no auth) that read and set tasks,
+-- count requests, reset, and queue faults for the next requests. The faults themselves, and
+-- the tasks, are the vendor's (itnio.testing.internal.vendor); the handler hands it over.
 local ngx = ngx
 local cjson = require "cjson.safe"
-local sandbox = require "itnio.sandbox"
-local vendor_mod = require "itnio.vendor"
+local vendor_mod = require "itnio.testing.internal.vendor"
+local reply = require "itnio.testing.internal.reply"
 
 local type, tostring, tonumber, ipairs, next = type, tostring, tonumber, ipairs, next
 
-local reply = sandbox.internal
 local send, read_body = reply.send, reply.read_body
 local id_string, is_int = vendor_mod.id_string, vendor_mod.is_int
 
 local M = {}
+
+local the_vendor   -- the worker's, handed over by the handler for the request at hand
 
 local function control_json(status, value)
   local body = type(value) == "string" and value or cjson.encode(value)
   return send(status, body .. "\n", "application/json")
 end
 
-local function tasks() return sandbox.vendor().store.tasks end
+local function tasks() return the_vendor.store.tasks end
 
 ---------------------------------------------------------------------------------------------
 -- /sandbox/... (loopback only, no auth)
@@ -37,7 +38,7 @@ local function read_json_body()
 end
 
 local function control_faults(method)
-  local v = sandbox.vendor()
+  local v = the_vendor
   if method == "GET" then
     local f = v:faults()
     if #f.queue == 0 then f.queue = cjson.empty_array end
@@ -67,7 +68,7 @@ local function control_task(method, digits)
     if type(v) ~= "table" or type(v.status) ~= "string" then
       return control_json(400, { error = err or 'expected {"status":"..."}' })
     end
-    sandbox.vendor():set_task(n, v.status)
+    the_vendor:set_task(n, v.status)
   elseif method == "DELETE" then
     local t = tasks()
     for _, p in ipairs { "status:", "updates:", "at:", "body:" } do t:delete(p .. id) end
@@ -75,7 +76,7 @@ local function control_task(method, digits)
   elseif method ~= "GET" then
     return send(405, "method not allowed\n", "text/plain", { Allow = "GET, POST, DELETE" })
   end
-  local json = sandbox.vendor():task_json(id)
+  local json = the_vendor:task_json(id)
   if not json then return control_json(404, { error = "no such task" }) end
   return control_json(200, json)
 end
@@ -130,7 +131,10 @@ local function control_tasks(method)
     never = #never > 0 and never or cjson.empty_array, more = #more > 0 and more or cjson.empty_array })
 end
 
-function M.handle()
+--- Answers one request to /sandbox/..., on the worker's vendor.
+-- @tparam table vendor the vendor (itnio.testing.internal.vendor)
+function M.handle(vendor)
+  the_vendor = vendor
   if not loopback(ngx.var.remote_addr) then
     return send(403, "forbidden\n", "text/plain")
   end
@@ -143,10 +147,10 @@ function M.handle()
   if uri == "/sandbox/reset" then
     if method ~= "POST" then return send(405, "method not allowed\n", "text/plain", { Allow = "POST" }) end
     ngx.req.discard_body()
-    sandbox.reset()
+    the_vendor:reset()
     return control_json(200, { reset = true })
   end
-  if uri == "/sandbox/stats" then return control_json(200, sandbox.vendor():stats()) end
+  if uri == "/sandbox/stats" then return control_json(200, the_vendor:stats()) end
   return control_json(404, { error = "not found" })
 end
 

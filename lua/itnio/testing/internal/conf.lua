@@ -1,5 +1,5 @@
---- itnio.sandbox.conf: the nginx configuration of the sandbox, and of any nginx server a
--- test runs, from one template. The launcher (itnio.sandbox.launcher) writes the sandbox's;
+--- Private to lua-itnio's test kit. The nginx configuration of the sandbox, and of any nginx
+-- server a test runs, from one template. The launcher (itnio.testing.sandbox) writes the sandbox's;
 -- the specs' own servers (spec/support/nginx.lua) write theirs with the same function.
 --
 --   conf.render{ prefix = dir, lua_path = {dirs}, lua_cpath = {dirs}, http = "...",
@@ -68,7 +68,7 @@ end
 -- A path nginx's config can take as it is (no quote, ';', '$', braces, white space).
 local function check_path(p)
   if type(p) ~= "string" or p:find("[\"'\\;%${}%s]") then
-    error("itnio.sandbox.conf: the path '" .. tostring(p) .. "' holds a character the nginx config cannot take", 0)
+    error("itnio.testing.internal.conf: the path '" .. tostring(p) .. "' holds a character the nginx config cannot take", 0)
   end
   return p
 end
@@ -89,7 +89,7 @@ end
 -- @tparam table o what to fill in
 function _M.render(o)
   local fill = {
-    WRITER = o.writer or "itnio.sandbox.conf",
+    WRITER = o.writer or "itnio.testing.internal.conf",
     MODULES = o.modules or _M.modules(),
     USER = o.user or "",
     WORKERS = tostring(o.workers or 1),
@@ -105,7 +105,7 @@ function _M.render(o)
 end
 
 --- The sandbox's nginx.conf. o: prefix, port, tls_port, http2, keepalive (seconds), workers,
--- lua_path, lua_cpath, modules, user, and endpoints (itnio.endpoints' list: one route each).
+-- lua_path, lua_cpath, modules, user, and endpoints (core.endpoints(): one route each).
 -- @tparam table o what to fill in
 function _M.sandbox(o)
   local p = check_path(o.prefix)
@@ -124,8 +124,8 @@ function _M.sandbox(o)
     "    lua_shared_dict itnio_tasks 128m;",
     "    lua_shared_dict itnio_faults 32m;",
     "    lua_shared_dict itnio_stats 8m;",
-    "    init_by_lua_block { require(\"itnio.sandbox\").init(ngx.config.prefix() .. \"conf/sandbox.conf\") }",
-    "    header_filter_by_lua_block { require(\"itnio.sandbox\").header_filter() }",
+    "    init_by_lua_block { require(\"itnio.testing.internal.handler\").init(ngx.config.prefix() .. \"conf/sandbox.conf\") }",
+    "    header_filter_by_lua_block { require(\"itnio.testing.internal.handler\").header_filter() }",
   }
   local server = {
     "        listen 127.0.0.1:" .. o.port .. ";",
@@ -137,14 +137,14 @@ function _M.sandbox(o)
   }
   for _, e in ipairs(o.endpoints) do   -- one route per endpoint of the core
     server[#server + 1] = "        location = " .. check_path(e.path) .. " {"
-    server[#server + 1] = "            content_by_lua_block { require(\"itnio.sandbox\").serve(\"" .. e.name .. "\") }"
+    server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").serve(\"" .. e.name .. "\") }"
     server[#server + 1] = "        }"
   end
   server[#server + 1] = "        location /sandbox/ {"
-  server[#server + 1] = "            content_by_lua_block { require(\"itnio.sandbox\").control() }"
+  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").control() }"
   server[#server + 1] = "        }"
   server[#server + 1] = "        location / {"
-  server[#server + 1] = "            content_by_lua_block { require(\"itnio.sandbox\").not_found() }"
+  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").not_found() }"
   server[#server + 1] = "        }"
   return _M.render{
     writer = "itnio-sandbox", prefix = p, workers = o.workers, modules = o.modules, user = o.user,
