@@ -119,17 +119,22 @@ test-endpoint:
 	ITNIO_SANDBOX_CPATH=$(CURDIR)/build/luajit-test-endpoint \
 	  $(call busted,lua5.4,build/lua5.4-test-endpoint) spec/endpoint/second.lua
 
-# AddressSanitizer + UBSan: the core built instrumented, the interpreter given the runtime.
-ASAN_SO := build/asan/itnio/core.so
+# AddressSanitizer + UBSan: the core built instrumented, run by a small Lua 5.4 interpreter
+# linked with their runtime (tools/asan-lua.c), so nothing is preloaded and the programs the
+# specs start (nginx, sh) run as they would anywhere.
+ASAN_SO  := build/asan/itnio/core.so
+ASAN_LUA := build/asan/lua
+ASAN_CC   = $(CC) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 $(ASAN_SO): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) -g -O1 $(call core_cflags,lua5.4) -fno-omit-frame-pointer -fsanitize=address,undefined \
-	  -fno-sanitize-recover=all $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS) -fsanitize=address,undefined
-asan: $(ASAN_SO)
+	$(ASAN_CC) $(call core_cflags,lua5.4) $(SRCS) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+$(ASAN_LUA): tools/asan-lua.c Makefile
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) -rdynamic $(CWARN) $(shell pkg-config --cflags lua5.4) $< -o $@ $(shell pkg-config --libs lua5.4) -lm
+asan: $(ASAN_SO) $(ASAN_LUA)
 	@$(MAKE) --no-print-directory LUA=luajit build
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(call busted,lua5.4,build/asan) $(MEM_SPECS)
+	  $(call busted,$(ASAN_LUA),build/asan) $(MEM_SPECS)
 
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
            --show-leak-kinds=definite --track-origins=yes
@@ -195,16 +200,17 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 	  echo "fuzz $$f: no crash, no leak, no broken oracle in $(FUZZ_SECONDS) s"; \
 	done
 
-# A C host (README, "Embedding in a C host"): `make static` puts the core and the Lua layer
-# (as source text in C arrays, written by tools/embed-lua.lua) into build/libitnio.a for
-# Lua 5.4, with itnio_preload (embed/, csrc/itnio_embed.h). The nginx-only modules stay out:
-# itnio.sandbox (the sandbox's handler) and itnio.transport.ngx (needs ngx cosockets).
+# A C host (README, "Embedding in a C host"): `make static` puts the core and the client's
+# Lua layer (as source text in C arrays, written by tools/embed-lua.lua) into
+# build/libitnio.a for Lua 5.4, with itnio_preload (embed/, csrc/itnio_embed.h). The client
+# only: the test kit and the command line are units of their own, and the nginx transport
+# (itnio.internal.cosocket) needs ngx cosockets.
 # `make embed` builds examples/embed/host.c against it, and again with everything under
 # ThreadSanitizer, and runs spec/embed/host.lua (not a *_spec.lua: `make test` leaves it out).
 .PHONY: static embed
 STATIC       := build/libitnio.a
-EMBED_LUA    := $(filter-out lua/itnio/sandbox.lua lua/itnio/sandbox/%.lua lua/itnio/transport/ngx.lua, \
-                  $(wildcard lua/itnio/*.lua lua/itnio/*/*.lua))
+EMBED_LUA    := $(filter-out lua/itnio/internal/cosocket.lua, \
+                  $(wildcard lua/itnio/*.lua lua/itnio/internal/*.lua))
 STATIC_FLAGS  = $(OPT) $(call core_cflags,lua5.4)
 STATIC_OBJS  := $(patsubst csrc/%.c,build/static/%.o,$(SRCS)) build/static/itnio_embed.o \
                 build/static/itnio_chunks.o

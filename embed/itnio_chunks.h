@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 typedef struct itnio_chunk {
-  const char *module;     /* "itnio", "itnio.call", ... */
-  const char *chunkname;  /* "@lua/itnio/call.lua": what error messages and tracebacks show */
+  const char *module;     /* "itnio", "itnio.internal.call", ... */
+  const char *chunkname;  /* "@lua/itnio/internal/call.lua": what error messages and tracebacks show */
   const char *source;
   size_t      len;
 } itnio_chunk;

@@ -1,3 +1,5 @@
+-- The client, with its C core: what a program that calls the API installs. The test kit
+-- (itnio-testing) and the command line (itnio-cli) are rocks of their own, beside this one.
 -- For LuaRocks users; the project itself builds with `make` from Debian's packages.
 package = "itnio"
 version = "scm-1"
@@ -7,8 +9,7 @@ description = {
   detailed = [[
 Validates a task table against every documented rule while writing the JSON body,
 signs the request (MD5, OpenSSL) and sends it (libcurl, or nginx cosockets in OpenResty).
-Builds on Linux (its jobs wait on epoll) and on macOS and the BSDs (on poll(2)); the sandbox
-(itnio-sandbox) needs nginx with its Lua module and the rock installed for Lua 5.1 too.
+Builds on Linux (its jobs wait on epoll) and on macOS and the BSDs (on poll(2)).
 ]],
   license = "MIT",
 }
@@ -19,7 +20,7 @@ dependencies = { "lua >= 5.1, < 5.5", "lua-cjson" }
 -- in lib/<multiarch> too) and CURL_INCDIR defaults to <prefix>/include; CURL_INCDIR=...,
 -- CURL_DIR=... (and OPENSSL_*) on the command line still override where the build looks.
 -- On Debian, lua-cjson comes from apt, which LuaRocks does not see: build with
--- `luarocks make --deps-mode=none rockspec/itnio-scm-1.rockspec` (README, "Install with LuaRocks").
+-- `luarocks make --deps-mode=none rockspec/itnio-scm-1.rockspec` (README, "Installing").
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CURL = { library = "curl" },
@@ -28,36 +29,43 @@ build = {
   type = "builtin",
   modules = {
     ["itnio.core"] = {
-      sources = { "csrc/itnio_core.c", "csrc/schema.c", "csrc/validate.c", "csrc/json.c", "csrc/buf.c",
-                  "csrc/base64.c", "csrc/sign.c", "csrc/xfer.c", "csrc/http.c", "csrc/multi.c",
-                  "csrc/events.c", "csrc/clock.c", "csrc/proc.c" },
+      sources = {
+                  "csrc/base64.c",
+                  "csrc/buf.c",
+                  "csrc/clock.c",
+                  "csrc/events.c",
+                  "csrc/http.c",
+                  "csrc/itnio_core.c",
+                  "csrc/json.c",
+                  "csrc/multi.c",
+                  "csrc/schema.c",
+                  "csrc/sign.c",
+                  "csrc/validate.c",
+                  "csrc/xfer.c",
+      },
       libraries = { "crypto", "curl" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
       defines = {},
     },
-    ["itnio"]                 = "lua/itnio/init.lua",
-    ["itnio.errors"]          = "lua/itnio/errors.lua",
-    ["itnio.args"]            = "lua/itnio/args.lua",
-    ["itnio.compat"]          = "lua/itnio/compat.lua",
-    ["itnio.call"]            = "lua/itnio/call.lua",
-    ["itnio.jobs"]            = "lua/itnio/jobs.lua",
-    ["itnio.batch"]           = "lua/itnio/batch.lua",
-    ["itnio.limiter"]         = "lua/itnio/limiter.lua",
-    ["itnio.state"]           = "lua/itnio/state.lua",
-    ["itnio.vendor"]          = "lua/itnio/vendor.lua",
-    ["itnio.testing"]         = "lua/itnio/testing.lua",
-    ["itnio.campaign"]        = "lua/itnio/campaign.lua",
-    ["itnio.endpoints"]       = "lua/itnio/endpoints.lua",
-    ["itnio.httpdate"]        = "lua/itnio/httpdate.lua",
-    ["itnio.recall"]          = "lua/itnio/recall.lua",
-    ["itnio.sandbox"]         = "lua/itnio/sandbox.lua",
-    ["itnio.sandbox.control"] = "lua/itnio/sandbox/control.lua",
-    ["itnio.sandbox.conf"]    = "lua/itnio/sandbox/conf.lua",
-    ["itnio.sandbox.launcher"] = "lua/itnio/sandbox/launcher.lua",
-    ["itnio.transport.curl"]  = "lua/itnio/transport/curl.lua",
-    ["itnio.transport.ngx"]   = "lua/itnio/transport/ngx.lua",
-    ["itnio.transport.func"]  = "lua/itnio/transport/func.lua",
+    ["itnio.errors"]             = "lua/itnio/errors.lua",
+    ["itnio"]                    = "lua/itnio/init.lua",
+    ["itnio.internal.batch"]     = "lua/itnio/internal/batch.lua",
+    ["itnio.internal.call"]      = "lua/itnio/internal/call.lua",
+    ["itnio.internal.compat"]    = "lua/itnio/internal/compat.lua",
+    ["itnio.internal.cosocket"]  = "lua/itnio/internal/cosocket.lua",
+    ["itnio.internal.curl"]      = "lua/itnio/internal/curl.lua",
+    ["itnio.internal.custom"]    = "lua/itnio/internal/custom.lua",
+    ["itnio.internal.endpoints"] = "lua/itnio/internal/endpoints.lua",
+    ["itnio.internal.heap"]      = "lua/itnio/internal/heap.lua",
+    ["itnio.internal.httpdate"]  = "lua/itnio/internal/httpdate.lua",
+    ["itnio.internal.limiter"]   = "lua/itnio/internal/limiter.lua",
+    ["itnio.internal.options"]   = "lua/itnio/internal/options.lua",
+    ["itnio.internal.outcome"]   = "lua/itnio/internal/outcome.lua",
+    ["itnio.internal.queue"]     = "lua/itnio/internal/queue.lua",
+    ["itnio.internal.runner"]    = "lua/itnio/internal/runner.lua",
+    ["itnio.internal.secrets"]   = "lua/itnio/internal/secrets.lua",
+    ["itnio.internal.state"]     = "lua/itnio/internal/state.lua",
+    ["itnio.recall"]             = "lua/itnio/recall.lua",
   },
-  install = { bin = { "bin/itnio", "bin/itnio-sandbox" } },
 }

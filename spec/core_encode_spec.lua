@@ -447,7 +447,7 @@ describe("the reused output buffer", function()
   it("serves an encode that a finalizer runs while another encode is under way", function()
     -- In a Lua of its own, with this one's paths: busted's large heap makes the collector's
     -- cycles too long for finalizers to fall inside an encode.
-    local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local lua = require("support.shell").quote(require("support.shell").lua)
     local paths = ("package.path = %q; package.cpath = %q"):format(package.path, package.cpath)
     local cmd = lua .. " -e '" .. paths:gsub("'", "'\\''") .. "' spec/support/nested_encode.lua 2>&1; echo __rc=$?"
     local p = assert(io.popen(cmd, "r"))

@@ -1,7 +1,7 @@
 -- Writes the Lua layer as C arrays for the static library (make static):
---   lua5.4 tools/embed-lua.lua build/embed/itnio_chunks.c lua/itnio/init.lua lua/itnio/call.lua ...
+--   lua5.4 tools/embed-lua.lua build/embed/itnio_chunks.c lua/itnio/init.lua lua/itnio/internal/call.lua ...
 -- Each file under lua/ becomes one entry of itnio_chunks[] (embed/itnio_chunks.h): its module
--- name (lua/itnio/init.lua -> "itnio", lua/itnio/transport/curl.lua -> "itnio.transport.curl"),
+-- name (lua/itnio/init.lua -> "itnio", lua/itnio/internal/curl.lua -> "itnio.internal.curl"),
 -- its chunk name and its source text. Sources, not bytecode: bytecode is tied to one build of
 -- the interpreter, the source loads in any Lua 5.4.
 local out_path = assert(arg[1], "usage: embed-lua.lua OUT.c FILE.lua...")

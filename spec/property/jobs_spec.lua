@@ -257,10 +257,10 @@ describe("property: jobs and the batch on the multi handle hold whatever the cal
   end)
 
   it("in a child Lua that runs out of file descriptors now and then", function()
-    local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local lua = sandbox.shell_quote(require("support.shell").lua)
     local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(48) .. "timeout 60 "
       .. lua .. " spec/support/fd_scenarios.lua " .. sandbox.shell_quote(sb.http_url) .. " " .. (SEED + 3) .. " 40 "
-      .. sandbox.shell_quote(hostile.core_cpath()), true)
+      .. sandbox.shell_quote(hostile.core_cpath()))
     assert.is_true(ok, out)
     assert.truthy(out:find("40 scenarios held", 1, true), out)
   end)

@@ -33,7 +33,7 @@ local function child(sb, proxy_url, opts)
   }, "\n")
   local env = "env -u no_proxy -u NO_PROXY http_proxy=" .. q(proxy_url) .. " HTTP_PROXY=" .. q(proxy_url)
     .. " https_proxy=" .. q(proxy_url) .. " ALL_PROXY=" .. q(proxy_url) .. " all_proxy=" .. q(proxy_url)
-  os.execute("cd " .. q(sandbox.root) .. " && (" .. sandbox.clean_env .. env .. " " .. LUA .. " -e "
+  os.execute("cd " .. q(sandbox.root) .. " && (" .. env .. " " .. LUA .. " -e "
     .. q(script) .. " > " .. q(out) .. " 2>&1 &)")
   return out
 end

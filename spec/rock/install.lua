@@ -1,27 +1,38 @@
--- `make rock`: rockspec/itnio-scm-1.rockspec against the files on disk, then `luarocks make` of
--- it (Debian's luarocks, offline, --deps-mode=none: lua-cjson comes from apt) into a temporary
--- tree for Lua 5.4 and for Lua 5.1, and what got installed: every module required from a clean
--- directory with the tree alone on the paths, the installed `itnio` (--help, a dry run and a real
--- update against a sandbox, under that very Lua), and the exports of the rock's core.so. Its
--- name does not end in _spec, so `make test` (busted spec/) leaves it out.
+-- `make rock`: the three rockspecs (rockspec/: the client itnio, the test kit itnio-testing,
+-- the command line itnio-cli) against the files on disk, then `luarocks make` of them (Debian's
+-- luarocks, offline, --deps-mode=none: lua-cjson and lua-term come from apt) into temporary
+-- trees for Lua 5.4 and for Lua 5.1: the client alone (every module of it required from a
+-- clean directory with the tree alone on the paths, and a production `require "itnio"`
+-- loading nothing of the other two units), then the command line (the installed `itnio`:
+-- --help, a dry run, an update and a campaign against a sandbox, under that very Lua), and the
+-- exports of the rocks' C modules. Then the installed sandbox, with the client in one tree for
+-- two Luas. Its name does not end in _spec, so `make test` (busted spec/) leaves it out.
 local sandbox = require "support.sandbox"
 local q, run, ROOT = sandbox.shell_quote, sandbox.run, sandbox.root
 
-local ROCKSPEC = "rockspec/itnio-scm-1.rockspec"
+local ROCKS = { client = "rockspec/itnio-scm-1.rockspec", testing = "rockspec/itnio-testing-scm-1.rockspec",
+                cli = "rockspec/itnio-cli-scm-1.rockspec" }
 local MULTIARCH = "/usr/lib/" .. (run("cc -print-multiarch"):gsub("%s+$", ""))
 
--- The rockspec is plain Lua assignments: run it in an empty environment, return its globals.
-local function load_rockspec()
-  local f = assert(io.open(ROOT .. "/" .. ROCKSPEC, "rb"))
+-- The unit a module belongs to, by its name.
+local function unit_of(name)
+  if name:find("^itnio%.testing") then return "testing" end
+  if name:find("^itnio%.cli") then return "cli" end
+  return "client"
+end
+
+-- A rockspec is plain Lua assignments: run it in an empty environment, return its globals.
+local function load_rockspec(path)
+  local f = assert(io.open(ROOT .. "/" .. path, "rb"))
   local text = f:read("*a")
   f:close()
   local env = {}
   local chunk
   if setfenv then   -- Lua 5.1 and LuaJIT
-    chunk = assert(loadstring(text, "@" .. ROCKSPEC))
+    chunk = assert(loadstring(text, "@" .. path))
     setfenv(chunk, env)
   else
-    chunk = assert(load(text, "@" .. ROCKSPEC, "t", env))
+    chunk = assert(load(text, "@" .. path, "t", env))
   end
   chunk()
   return env
@@ -59,33 +70,52 @@ local function lua_modules_on_disk()
   return mods
 end
 
-describe("the rockspec", function()
-  local spec = load_rockspec()
-  local modules = spec.build and spec.build.modules or {}
+describe("the rockspecs", function()
+  local specs = {}
+  for unit, path in pairs(ROCKS) do specs[unit] = load_rockspec(path) end
 
-  it("builds itnio.core from exactly the C files of csrc/", function()
-    local core = modules["itnio.core"]
+  it("build itnio.core from exactly the C files of csrc/, and the command line's module from its own", function()
+    local core = specs.client.build.modules["itnio.core"]
     assert.is_table(core)
     local listed = {}
-    for _, s in ipairs(core.sources) do listed[#listed + 1] = s end
+    for _, src in ipairs(core.sources) do listed[#listed + 1] = src end
     table.sort(listed)
     assert.same(lines("cd " .. q(ROOT) .. " && ls csrc/*.c"), listed)
+    assert.same({ "csrc/cli/signals.c" }, specs.cli.build.modules["itnio.cli.signals"].sources)
+    for unit, spec in pairs(specs) do
+      for name, m in pairs(spec.build.modules) do
+        if type(m) ~= "string" then
+          assert.is_true(name == "itnio.core" and unit == "client" or name == "itnio.cli.signals" and unit == "cli",
+                         unit .. ": " .. name)
+        end
+      end
+    end
   end)
 
-  it("maps exactly the Lua files of lua/itnio, each to its module name", function()
+  it("map exactly the Lua files of lua/itnio, each once, to its module name, in its unit's rock", function()
     local listed = {}
-    for name, m in pairs(modules) do
-      if type(m) == "string" then listed[name] = m end
+    for unit, spec in pairs(specs) do
+      for name, m in pairs(spec.build.modules) do
+        if type(m) == "string" then
+          assert.is_nil(listed[name], name .. " is in two rocks")
+          assert.equal(unit_of(name), unit, name .. " is in the " .. unit .. " rock")
+          listed[name] = m
+        end
+      end
     end
     assert.same(lua_modules_on_disk(), listed)
   end)
 
-  it("has no C module but itnio.core, and installs scripts that exist", function()
-    for name, m in pairs(modules) do
-      if type(m) ~= "string" then assert.equal("itnio.core", name) end
-    end
-    for _, b in ipairs(spec.build.install.bin) do
-      assert(io.open(ROOT .. "/" .. b, "rb"), b .. " is missing"):close()
+  it("install the scripts of their units, and the test kit and the command line stand on the client", function()
+    assert.is_nil(specs.client.build.install)
+    assert.same({ "bin/itnio-sandbox" }, specs.testing.build.install.bin)
+    assert.same({ "bin/itnio" }, specs.cli.build.install.bin)
+    for _, unit in ipairs{ "testing", "cli" } do
+      local deps = table.concat(specs[unit].dependencies, " ")
+      assert.truthy((" " .. deps .. " "):find(" itnio ", 1, true), unit .. ": " .. deps)
+      for _, b in ipairs(specs[unit].build.install.bin) do
+        assert(io.open(ROOT .. "/" .. b, "rb"), b .. " is missing"):close()
+      end
     end
   end)
 end)
@@ -95,18 +125,21 @@ end)
 for _, v in ipairs { "5.4", "5.1" } do
   describe("luarocks make for Lua " .. v, function()
     local tmp, tree, clean, out, ok
-    local paths   -- LUA_PATH and LUA_CPATH: the tree, and the system's C modules for cjson
+    local paths   -- LUA_PATH and LUA_CPATH: the tree, and the system's modules (lua-cjson, lua-term)
     local sb      -- the sandbox the installed itnio updates a task on
+
+    local cli_out, cli_ok   -- the command line's rock, installed after the client was tried alone
 
     setup(function()
       tmp, tree, clean = copy_source()
       -- 5.1 also gives CURL_INCDIR, as a user whose curl lives elsewhere would: it must be used.
       local extra = v == "5.1" and (" CURL_INCDIR=" .. q(MULTIARCH:gsub("/lib/", "/include/"))) or ""
       out, ok = run("cd " .. q(tmp .. "/src") .. " && luarocks --lua-version " .. v .. " --tree "
-        .. q(tree) .. " make --deps-mode=none " .. ROCKSPEC .. extra)
+        .. q(tree) .. " make --deps-mode=none " .. ROCKS.client .. extra)
       local share, lib = tree .. "/share/lua/" .. v, tree .. "/lib/lua/" .. v
       paths = "env -u LUA_INIT -u LUA_INIT_5_4 -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
-        .. " LUA_PATH=" .. q(share .. "/?.lua;" .. share .. "/?/init.lua")
+        .. " LUA_PATH=" .. q(share .. "/?.lua;" .. share .. "/?/init.lua;/usr/share/lua/" .. v .. "/?.lua;"
+                             .. "/usr/share/lua/" .. v .. "/?/init.lua")
         .. " LUA_CPATH=" .. q(lib .. "/?.so;" .. MULTIARCH .. "/lua/" .. v .. "/?.so")
       sb = sandbox.start{}
     end)
@@ -124,13 +157,15 @@ for _, v in ipairs { "5.4", "5.1" } do
       assert(io.open(tree .. "/lib/lua/" .. v .. "/itnio/core.so", "rb"), out):close()
     end)
 
-    it("loads every module from the tree alone, from a clean directory", function()
+    it("loads every module of the client from the tree alone, from a clean directory", function()
       assert.is_true(ok, out)
       local names = { "itnio.core" }
-      for name in pairs(lua_modules_on_disk()) do names[#names + 1] = name end
+      for name in pairs(lua_modules_on_disk()) do
+        if unit_of(name) == "client" then names[#names + 1] = name end
+      end
       table.sort(names)
       -- Each module is required, then found again along the paths to show where it came from.
-      -- itnio.transport.ngx needs nginx's `ngx` at load time: a stub, set for it alone.
+      -- itnio.internal.cosocket needs nginx's `ngx` at load time: a stub, set for it alone.
       local f = assert(io.open(clean .. "/load.lua", "wb"))
       f:write([[
 local function where(name)
@@ -143,7 +178,7 @@ local function where(name)
   end
 end
 for i = 1, #arg do
-  if arg[i] == "itnio.transport.ngx" then ngx = { socket = { tcp = function() end } } end
+  if arg[i] == "itnio.internal.cosocket" then ngx = { socket = { tcp = function() end } } end
   assert(require(arg[i]))
   ngx = nil
   io.write(arg[i], " ", where(arg[i]) or "?", "\n")
@@ -163,8 +198,27 @@ end
       assert.equal(table.concat(expect, "\n") .. "\n", loaded)
     end)
 
-    it("installs an itnio command whose --help exits 0", function()
+    it("gives a production require \"itnio\" with no module of the test kit or the command line", function()
       assert.is_true(ok, out)
+      assert.is_nil(io.open(tree .. "/bin/itnio", "rb"), "the client's rock installed a command")
+      local loaded, loaded_ok = run("cd " .. q(clean) .. " && " .. paths .. " lua" .. v .. " -e "
+        .. q("local itnio = require 'itnio'; local c = assert(itnio.new{ api_key = 'k', api_secret = 's' });"
+          .. " for name in pairs(package.loaded) do if name:find('^itnio') then print(name) end end"))
+      assert(loaded_ok, loaded)
+      assert.is_nil(loaded:find("itnio.testing", 1, true), loaded)
+      assert.is_nil(loaded:find("itnio.cli", 1, true), loaded)
+      assert.truthy(loaded:find("itnio.internal.runner", 1, true), loaded)
+    end)
+
+    it("adds the command line's rock beside it", function()
+      cli_out, cli_ok = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && luarocks --lua-version "
+        .. v .. " --tree " .. q(tree) .. " make --deps-mode=none " .. ROCKS.cli)
+      assert(cli_ok, cli_out)
+      assert(io.open(tree .. "/lib/lua/" .. v .. "/itnio/cli/signals.so", "rb"), cli_out):close()
+    end)
+
+    it("installs an itnio command whose --help exits 0", function()
+      assert.is_true(cli_ok, cli_out)
       local help, help_ok = run("cd " .. q(clean) .. " && " .. paths .. " " .. q(tree .. "/bin/itnio")
         .. " --help")
       assert(help_ok, help)
@@ -177,7 +231,7 @@ end
     -- of a later Lua in bin/itnio fails here, not for the user: it reads the task from a file
     -- in the dry run and from standard input in the update, the two ways it reads.
     it("installs an itnio command that checks and updates a task under Lua " .. v, function()
-      assert.is_true(ok, out)
+      assert.is_true(cli_ok, cli_out)
       local task = assert(io.open(clean .. "/task.json", "wb"))
       task:write('{"keyId":299,"recallType":0,"recallInterval":30,"recallNum":1,'
         .. '"nodeList":[{"source":1,"voiceFileId":"rock-' .. v .. '.wav","hangUpSms":0,"toSeat":0}]}')
@@ -195,14 +249,14 @@ end
 
       local sent, sent_ok = run(itnio .. "- < task.json")
       assert(sent_ok, sent)
-      assert.equal("updated: code 0 (success), 1 attempt(s)\n", sent)
+      assert.equal("recall-update: done, code 0 (success), 1 attempt(s)\n", sent)
       assert.equal(1, sb:stats().requests)
       assert.equal("rock-" .. v .. ".wav", sb:task(299).task.nodeList[1].voiceFileId)
     end)
 
     -- A campaign with the installed command: a file of tasks, a journal, a resume.
     it("installs an itnio command that runs a campaign and resumes it under Lua " .. v, function()
-      assert.is_true(ok, out)
+      assert.is_true(cli_ok, cli_out)
       sb:reset()
       local f = assert(io.open(clean .. "/tasks.jsonl", "wb"))
       for _, id in ipairs{ 299, 301 } do
@@ -225,19 +279,23 @@ end
       assert.equal(2, sb:stats().requests)
     end)
 
-    it("exports luaopen_itnio_core and nothing else from the rock's core.so", function()
+    it("exports luaopen_itnio_core and nothing else from the rock's core.so (and the same of signals.so)", function()
       assert.is_true(ok, out)
       local exports, exports_ok = run(q(ROOT .. "/tools/check-exports") .. " "
         .. q(tree .. "/lib/lua/" .. v .. "/itnio/core.so"))
+      assert(exports_ok, exports)
+      exports, exports_ok = run(q(ROOT .. "/tools/check-exports") .. " "
+        .. q(tree .. "/lib/lua/" .. v .. "/itnio/cli/signals.so") .. " luaopen_itnio_cli_signals")
       assert(exports_ok, exports)
     end)
   end)
 end
 
--- The sandbox as a user gets it: the rock installed for Lua 5.4 and for 5.1 into one tree (the
--- sandbox runs in nginx's LuaJIT, which loads the 5.1 core), the tree's paths from `luarocks
--- path` (as README says), and, from a clean directory, the installed itnio-sandbox started,
--- a task updated with the installed itnio, a fault injected through the control plane and
+-- The sandbox as a user gets it: the three rocks installed for Lua 5.4 into one tree, then the
+-- client for Lua 5.1 too (the sandbox runs in nginx's LuaJIT, which loads the 5.1 core), as
+-- README says; the tree's paths from `luarocks path`; and, from a clean directory, the
+-- installed itnio-sandbox started, a task updated with the installed itnio (still under Lua
+-- 5.4: the 5.1 install touched no command), a fault injected through the control plane and
 -- met, and the sandbox stopped.
 describe("the installed sandbox", function()
   local tmp, tree, clean, env, installed
@@ -246,9 +304,10 @@ describe("the installed sandbox", function()
     tmp, tree, clean = copy_source()
     local logs = {}
     installed = true
-    for _, v in ipairs { "5.1", "5.4" } do
-      local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o && luarocks --lua-version " .. v
-        .. " --tree " .. q(tree) .. " make --deps-mode=none " .. ROCKSPEC)
+    for _, step in ipairs { { "5.4", ROCKS.client }, { "5.4", ROCKS.testing }, { "5.4", ROCKS.cli },
+                            { "5.1", ROCKS.client } } do
+      local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && luarocks --lua-version "
+        .. step[1] .. " --tree " .. q(tree) .. " make --deps-mode=none " .. step[2])
       logs[#logs + 1] = o
       installed = installed and good
     end
@@ -258,6 +317,17 @@ describe("the installed sandbox", function()
   teardown(function()
     if tree then run(env .. "itnio-sandbox stop --prefix " .. q(clean .. "/sb")) end
     if tmp then run("rm -rf -- " .. q(tmp)) end
+  end)
+
+  it("leaves each command under the Lua it was installed for (no itnio~ beside it)", function()
+    assert(installed == true, installed)
+    for _, name in ipairs{ "itnio", "itnio-sandbox" } do
+      local wrapper = assert(io.open(tree .. "/bin/" .. name, "rb"), name):read("*a")
+      assert.truthy(wrapper:find("lua5.4", 1, true), wrapper)
+      assert.is_nil(io.open(tree .. "/bin/" .. name .. "~", "rb"), name .. "~ is there")
+    end
+    local version, version_ok = run(env .. "itnio --version && lua5.4 -v")
+    assert(version_ok, version)
   end)
 
   it("starts from a clean directory, serves the installed itnio, takes a fault, and stops", function()
@@ -283,14 +353,14 @@ describe("the installed sandbox", function()
       .. "ITNIO_BASE_URL=" .. q(url) .. " itnio recall-update -"
     local sent, sent_ok = run(itnio)
     assert(sent_ok, sent)
-    assert.equal("updated: code 0 (success), 1 attempt(s)\n", sent)
+    assert.equal("recall-update: done, code 0 (success), 1 attempt(s)\n", sent)
 
     local fault, fault_ok = run("curl -fsS -X POST -H 'Content-Type: application/json' --data "
       .. q('{"kind":"status","status":503,"retry_after":0}') .. " " .. url .. "/sandbox/faults")
     assert(fault_ok, fault)
     sent, sent_ok = run(itnio)
     assert(sent_ok, sent)
-    assert.equal("updated: code 0 (success), 2 attempt(s)\n", sent)
+    assert.equal("recall-update: done, code 0 (success), 2 attempt(s)\n", sent)
     local stats = run("curl -fsS " .. url .. "/sandbox/stats")
     assert.truthy(stats:find('"requests":3', 1, true), stats)
 

@@ -90,9 +90,14 @@ end
 --- The cpath entry ("dir/?.so") of the core this Lua loaded, for a child that must load the
 -- same build (make test-poll runs the specs with the poll(2) one).
 function H.core_cpath()
-  local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-  if not package.searchpath then return "build/" .. lua .. "/?.so" end
-  return (assert(package.searchpath("itnio.core", package.cpath)):gsub("itnio/core%.so$", "?.so"))
+  for template in package.cpath:gmatch("[^;]+") do   -- (Lua 5.1 has no package.searchpath)
+    local f = io.open((template:gsub("%?", "itnio/core")), "rb")
+    if f then
+      f:close()
+      return template
+    end
+  end
+  error("no itnio.core on package.cpath: " .. package.cpath)
 end
 
 --- Can a function called through pcall yield to the coroutine that called pcall? (Not in

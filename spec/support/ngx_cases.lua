@@ -33,6 +33,18 @@ end
 
 local cases = {}
 
+-- The modules an nginx worker of this server has loaded, after a client made and a call.
+function cases.loaded(args)
+  local c = client(args)
+  local res, err = c:recall_update(TASK)
+  local names = {}
+  for name in pairs(package.loaded) do
+    if name:find("^itnio") then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return { ok = res ~= nil, err = err and err.message, modules = names }
+end
+
 -- One update, in the request's own phase (content).
 function cases.update(args)
   local c = client(args)

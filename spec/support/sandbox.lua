@@ -26,7 +26,7 @@ local S = {}
 -- The shell toolkit lives in support.shell; a sandbox's specs reach it through here too.
 local shell = require "support.shell"
 local shell_quote, run, free_ports = shell.quote, shell.run, shell.free_ports
-S.shell_quote, S.run, S.free_ports, S.clean_env, S.root = shell.quote, shell.run, shell.free_ports, shell.clean_env, shell.root
+S.shell_quote, S.run, S.free_ports, S.root = shell.quote, shell.run, shell.free_ports, shell.root
 S.launcher = S.root .. "/bin/itnio-sandbox"
 -- The core nginx's LuaJIT loads: the checkout's LuaJIT build (make LUA=luajit), or another
 -- (make test-endpoint's) named by ITNIO_SANDBOX_CPATH.

@@ -4,25 +4,28 @@
 --   local shell = require "support.shell"
 --   local out, ok = shell.run("cmd " .. shell.quote(arg))   shell.root   shell.free_ports()
 --   shell.read(path) -> its bytes, or nil when it cannot be opened    shell.write(path, text)
+--   shell.lua: the interpreter that runs the specs, for a child Lua
 local socket = require "socket"
 
 local S = {}
+
+-- The interpreter that runs the specs (arg's lowest index): a child Lua runs under the same
+-- one (make asan's is an interpreter linked with the sanitizers' runtime).
+do
+  local i = -1
+  while arg and arg[i - 1] do i = i - 1 end
+  S.lua = arg and arg[i] or (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
+end
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 S.quote = quote
 
--- Children never inherit a sanitizer runtime preloaded into the spec process (make asan).
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-S.clean_env = CLEAN_ENV
-
 -- Runs a shell command; returns its output (stdout and stderr) and whether it exited 0.
--- The status travels in the output: LuaJIT's pipe:close() does not report it. keep_env: the
--- child keeps a preloaded sanitizer runtime (a Lua that loads the same instrumented core).
-function S.run(cmd, keep_env)
-  local p = assert(io.popen((keep_env and "" or CLEAN_ENV) .. "sh -c " .. quote(cmd)
-    .. " 2>&1; echo \"__rc=$?\"", "r"))
+-- The status travels in the output: LuaJIT's pipe:close() does not report it.
+function S.run(cmd)
+  local p = assert(io.popen("sh -c " .. quote(cmd) .. " 2>&1; echo \"__rc=$?\"", "r"))
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.-)__rc=(%d+)%s*$")

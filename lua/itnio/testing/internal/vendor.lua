@@ -1,8 +1,8 @@
---- The vendor, emulated: what ITNIO's server does with a request to an endpoint the core
--- knows, as one piece of plain Lua with no I/O of its own. Two hosts drive it: the sandbox
--- (itnio.testing.internal.handler, inside nginx, its store in lua_shared_dicts) and the in-process double
--- (itnio.testing.vendor, its store in Lua tables). One emulation, so that the two cannot
--- drift apart.
+--- Private to lua-itnio's test kit. The vendor, emulated: what ITNIO's server does with a
+-- request to an endpoint the core knows, as one piece of plain Lua with no I/O of its own.
+-- Two hosts drive it: the sandbox (itnio.testing.internal.handler, inside nginx, its store in
+-- lua_shared_dicts) and the in-process double (itnio.testing, its store in Lua tables). One
+-- emulation, so that the two cannot drift apart.
 --
 --     local v = vendor.new{ key, secret, window, skew, allow_ip, hold, tasks, store, clock, sign }
 --     local reply = v:handle("recall_update", { method, remote_addr, connection, headers, body })
