@@ -64,6 +64,19 @@ describe("the shape of the tree", function()
     end
   end)
 
+  it("names every file of the tree in doc/architecture.md", function()
+    local doc = assert(shell.read(ROOT .. "/doc/architecture.md"))
+    for _, f in ipairs(files(".")) do
+      local dir = f:match("^spec/") and "spec/" or f:match("^(fuzz/seeds%-[%w-]+/)")
+      if dir then   -- the specs and the seeds are named by their directory
+        assert.truthy(doc:find(dir:match("([^/]+/)$"), 1, true), f)
+      else
+        local base = f:match("([^/]+)$")
+        assert.truthy(doc:find(base, 1, true), "doc/architecture.md does not name " .. f)
+      end
+    end
+  end)
+
   it("names no endpoint in its generic code (a second endpoint needs only its schema row)", function()
     local generic = files("lua/itnio/init.lua", "lua/itnio/internal", "lua/itnio/cli", "bin",
                           "lua/itnio/testing/init.lua", "lua/itnio/testing/sandbox.lua")
