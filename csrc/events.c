@@ -34,18 +34,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
 
 #ifndef ITNIO_EVENTS_POLL
 /* ---- epoll ----
- * libcurl changes its wish for a socket two or three times per request (watch for writing,
- * then reading, then forget the pooled connection, then again for the next request); the
- * wishes are written to epoll only right before it is asked, so a request on a kept-alive
- * connection costs one epoll_ctl instead of three. */
+ * libcurl changes its wish for a socket two or three times per request (forget the pooled
+ * connection as a transfer ends, then want it again for the next request on it, for writing,
+ * then reading). epoll hears of a wish only when it differs from what epoll has, right before
+ * it is asked; and a socket libcurl forgets stays in the set until it gives an event nobody
+ * wants (then it leaves, once) or it closes (the kernel takes it out). So a request on a
+ * kept-alive connection costs no epoll_ctl at all. A descriptor number can come back for a new
+ * socket once the old one closed: libcurl opens every socket through itnio_events_opened,
+ * which marks the number as not in the set. */
 
 const char itnio_events_backend[] = "epoll";
 
 struct itnio_watch {
-  unsigned char want, have;   /* bits: 1 readable, 2 writable; 0 none */
+  unsigned char want, have;   /* bits: 1 readable, 2 writable; 0 none: what libcurl wants,
+                                 what epoll has (have 0: the socket is not in the set) */
   unsigned char dirty;        /* in the dirty list */
-  unsigned char forgot;       /* libcurl forgot it since the last flush: it may have been
-                                 closed and its number reused, so epoll may not have it */
 };
 
 int itnio_events_open(itnio_events *ev) {
@@ -67,7 +70,10 @@ void itnio_events_close(itnio_events *ev) {
   ev->nw = ev->ndirty = 0;
 }
 
-static void watch_now(itnio_events *ev, int fd, unsigned want, int unsure) {
+/* Tells epoll the wish for fd (want 0: out of the set); in is whether epoll has it. Either
+ * way it ends as asked: a MOD of a socket epoll lost (it closed, its number reused) adds it,
+ * an ADD of one it has modifies it. */
+static void watch_now(itnio_events *ev, int fd, unsigned want, int in) {
   struct epoll_event e;
   memset(&e, 0, sizeof e);
   e.data.fd = fd;
@@ -75,7 +81,7 @@ static void watch_now(itnio_events *ev, int fd, unsigned want, int unsure) {
   if (want & 2) e.events |= EPOLLOUT;
   if (!want) {
     epoll_ctl(ev->epfd, EPOLL_CTL_DEL, fd, NULL);   /* (an fd already closed: nothing to do) */
-  } else if (unsure) {
+  } else if (in) {
     if (epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &e) != 0 && errno == ENOENT)
       epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e);
   } else if (epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e) != 0 && errno == EEXIST) {
@@ -103,45 +109,55 @@ void itnio_events_want(itnio_events *ev, int fd, unsigned want) {
   }
   w = &ev->w[fd];
   w->want = (unsigned char)want;
-  if (!want) w->forgot = 1;
   if (!w->dirty) {
     w->dirty = 1;
     ev->dirty[ev->ndirty++] = fd;
   }
 }
 
-/* Writes the changed wishes to epoll; called before every epoll_wait. */
+void itnio_events_opened(itnio_events *ev, int fd) {
+  if (!ev || !ev->open || fd < 0) return;
+  if ((size_t)fd < ev->nw) ev->w[fd].have = 0;   /* a new socket: in no epoll set yet */
+}
+
+/* Writes the changed wishes to epoll; called before every epoll_wait. A socket libcurl
+ * forgot stays in the set as it is. */
 static void flush(itnio_events *ev) {
   size_t i;
   for (i = 0; i < ev->ndirty; i++) {
     int fd = ev->dirty[i];
     struct itnio_watch *w = &ev->w[fd];
     w->dirty = 0;
-    if (w->want == w->have && !(w->want && w->forgot)) continue;
-    watch_now(ev, fd, w->want, w->have != 0 || w->forgot);
+    if (!w->want || w->want == w->have) continue;
+    watch_now(ev, fd, w->want, w->have != 0);
     w->have = w->want;
-    w->forgot = 0;   /* epoll now has exactly what we told it */
   }
   ev->ndirty = 0;
 }
 
 int itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max) {
   struct epoll_event e[64];
-  int n, i;
+  int n, i, got;
   if (!ev->open) { errno = EBADF; return -1; }
   if (max > 64) max = 64;
   flush(ev);
   n = epoll_wait(ev->epfd, e, max, ms);
   if (n < 0) return errno == EINTR ? 0 : -1;
-  for (i = 0; i < n; i++) {
-    int flags = 0;
+  for (i = 0, got = 0; i < n; i++) {
+    int flags = 0, fd = e[i].data.fd;
+    if ((size_t)fd < ev->nw && !ev->w[fd].want) {   /* a socket libcurl forgot: it leaves now */
+      epoll_ctl(ev->epfd, EPOLL_CTL_DEL, fd, NULL);
+      ev->w[fd].have = 0;
+      continue;
+    }
     if (e[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
     if (e[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
     if (e[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
-    out[i].fd = e[i].data.fd;
-    out[i].flags = flags;
+    out[got].fd = fd;
+    out[got].flags = flags;
+    got++;
   }
-  return n;
+  return got;
 }
 
 #else
@@ -188,6 +204,11 @@ void itnio_events_want(itnio_events *ev, int fd, unsigned want) {
   }
   ev->pfd[i].events = (short)((want & 1 ? POLLIN : 0) | (want & 2 ? POLLOUT : 0));
   ev->pfd[i].revents = 0;
+}
+
+void itnio_events_opened(itnio_events *ev, int fd) {
+  (void)ev;
+  (void)fd;   /* poll(2) is told every socket it watches at every wait */
 }
 
 int itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max) {

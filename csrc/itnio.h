@@ -279,6 +279,7 @@ int itnio_multi_add_task(lua_State *L);
 int itnio_multi_perform(lua_State *L);
 int itnio_multi_next_done(lua_State *L);
 int itnio_multi_take(lua_State *L);
+int itnio_multi_take_next(lua_State *L);
 int itnio_multi_cancel(lua_State *L);
 int itnio_multi_wait(lua_State *L);
 int itnio_multi_count(lua_State *L);
@@ -322,6 +323,8 @@ int  itnio_events_open(itnio_events *ev);
 void itnio_events_close(itnio_events *ev);
 /* libcurl's wish for socket fd: bit 1 readable, bit 2 writable, 0 forget it. Never raises. */
 void itnio_events_want(itnio_events *ev, int fd, unsigned want);
+/* libcurl opened a new socket fd (its number may be an old one's, which closed). */
+void itnio_events_opened(itnio_events *ev, int fd);
 /* Waits up to ms (0: not at all) and fills at most max ready sockets; returns how many,
  * or -1 with errno set (EINTR is 0 ready). */
 int  itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max);
