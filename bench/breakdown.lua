@@ -15,6 +15,7 @@
 -- answer must be a success; anything else stops the run.
 local core = require "itnio.core"
 local call = require "itnio.internal.call"
+local secrets = require "itnio.internal.secrets"
 local new_task = require "task"
 
 local base_url, key, secret = arg[1], arg[2], arg[3]
@@ -37,7 +38,7 @@ local function loop(add)
   while ended < n do
     while started < n and started - ended < c do
       started = started + 1
-      add(call.signed(client).lines)
+      add(secrets.signature(client, call.epoch_second(client)).lines)
     end
     m:perform()
     local id = m:next_done()
@@ -45,9 +46,9 @@ local function loop(add)
       m:wait(1)
     else
       while id do
-        local status, msg = m:take(id)
-        if status ~= true then
-          error("not a plain success: " .. tostring(status) .. " " .. tostring(msg and msg.message or msg))
+        local ans, fail = m:take(id)
+        if not (ans and ans.plain) then
+          error("not a plain success: " .. tostring(ans and ans.status) .. " " .. tostring(fail and fail.message))
         end
         ended = ended + 1
         id = m:next_done()

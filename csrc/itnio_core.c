@@ -52,6 +52,7 @@ static const luaL_Reg multi_methods[] = {
   { "perform",   itnio_multi_perform },
   { "next_done", itnio_multi_next_done },
   { "take",      itnio_multi_take },
+  { "take_next", itnio_multi_take_next },
   { "cancel",    itnio_multi_cancel },
   { "wait",      itnio_multi_wait },
   { "count",     itnio_multi_count },

@@ -2,12 +2,13 @@
  * multi handle and every transfer on it. The Lua layer's jobs and batches run on it.
  *
  *   m = core.multi_new(opts)           same options as core.http_new
- *   id = m:add(method, url, header_lines, body, timeout, connect_timeout)
- *   id = m:add_task(method, url, header_lines, task, timeout, connect_timeout, endpoint,
+ *   id, key = m:add(method, url, header_lines, body, timeout, connect_timeout)
+ *   id, key = m:add_task(method, url, header_lines, task, timeout, connect_timeout, endpoint,
  *                   passthrough)       the body encoded by the core straight into the transfer
  *   running = m:perform()              does what is ready on the sockets; never blocks
  *   id = m:next_done()                 a finished transfer's id, or nil
  *   ... = m:take(id)                   its outcome, as http:perform returns it; frees it
+ *   key, ... = m:take_next()           both at once (performing first when none is done)
  *   sent = m:cancel(id)                stops a transfer (and frees it): did any byte leave?
  *   m:wait(seconds)                    blocks until a socket is ready or libcurl's own timer
  *   m:count()  m:close()
@@ -30,6 +31,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <curl/curl.h>
 
 #include "itnio.h"
@@ -99,6 +101,17 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
   return 0;
 }
 
+/* libcurl's open-socket callback: the socket libcurl would open itself, and the event
+ * backend hears of its number (a new socket is in no epoll set, whatever an old socket of
+ * the same number was). Never raises, never calls Lua. */
+static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  itnio_multi *m = (itnio_multi *)clientp;
+  curl_socket_t s = socket(addr->family, addr->socktype, addr->protocol);
+  (void)purpose;
+  if (s != CURL_SOCKET_BAD) itnio_events_opened(&m->ev, (int)s);
+  return s;
+}
+
 /* libcurl's timer callback: remember when to call it back (-1: no timer). */
 static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
   itnio_multi *m = (itnio_multi *)userp;
@@ -166,6 +179,8 @@ int itnio_multi_new(lua_State *L) {
    * default, 4 per transfer added, closes them all between two waves of transfers). */
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CACHED), "MAXCONNECTS");
   itnio_xfer_configure(L, &m->tmpl, 1);
+  itnio_curl_ok(L, curl_easy_setopt(m->tmpl.easy, CURLOPT_OPENSOCKETFUNCTION, on_open), "OPENSOCKETFUNCTION");
+  itnio_curl_ok(L, curl_easy_setopt(m->tmpl.easy, CURLOPT_OPENSOCKETDATA, (void *)m), "OPENSOCKETDATA");
   return 1;
 }
 
@@ -279,7 +294,8 @@ static int start(lua_State *L, itnio_multi *m, mxfer *t, size_t slot) {
   m->nidle--;
   m->nrunning++;
   lua_pushinteger(L, slot_id(m, slot));
-  return 1;
+  lua_pushinteger(L, (lua_Integer)slot + 1);
+  return 2;
 }
 
 /*** Queues a request; nothing is sent until perform.
@@ -290,7 +306,8 @@ static int start(lua_State *L, itnio_multi *m, mxfer *t, size_t slot) {
  * @tparam[opt] string body the request's body (held, not copied, until its transfer ends)
  * @tparam[opt=10] number timeout seconds for the whole transfer
  * @tparam[opt=3] number connect_timeout seconds for the connect
- * @treturn int the transfer's id */
+ * @treturn int the transfer's id
+ * @treturn int its key: its slot, a small number distinct among the transfers in flight */
 /* m:add(method, url, header_lines, body, timeout, connect_timeout) -> id. Nothing is sent
  * here: libcurl resolves, connects and writes in perform. Bad arguments raise. */
 int itnio_multi_add(lua_State *L) {
@@ -316,6 +333,7 @@ int itnio_multi_add(lua_State *L) {
  * @tparam string endpoint the endpoint whose rules the task must keep
  * @tparam boolean passthrough send unknown scalar fields
  * @treturn int the transfer's id
+ * @treturn int its key, as for `add`
  * @return[2] nil
  * @treturn[2] table every broken rule, as `encode` gives them (nothing was queued) */
 int itnio_multi_add_task(lua_State *L) {
@@ -408,20 +426,12 @@ int itnio_multi_perform(lua_State *L) {
  * @function Multi:next_done
  * @treturn int|nil */
 /* m:next_done() -> the id of the oldest finished transfer not handed out yet, or nil. */
+static mxfer *oldest_done(itnio_multi *m, size_t *slotp);
+
 int itnio_multi_next_done(lua_State *L) {
   itnio_multi *m = check_multi(L);
-  while (m->done_head < m->ndone) {
-    size_t slot = m->done[m->done_head++];
-    mxfer *t = m->slots[slot];
-    if (t) t->queued = 0;
-    if (t && t->state == X_DONE) {
-      if (m->done_head == m->ndone) m->done_head = m->ndone = 0;
-      lua_pushinteger(L, slot_id(m, slot));
-      return 1;
-    }
-  }
-  m->done_head = m->ndone = 0;
-  lua_pushnil(L);
+  size_t slot;
+  if (oldest_done(m, &slot)) lua_pushinteger(L, slot_id(m, slot)); else lua_pushnil(L);
   return 1;
 }
 
@@ -435,13 +445,9 @@ int itnio_multi_next_done(lua_State *L) {
  * @treturn[2] string for a transfer of `add_task` whose outcome is not a plain success, the
  * body it sent (the third value after an answer too: nil, then the body)
  * @raise when id is not a finished transfer */
-int itnio_multi_take(lua_State *L) {
-  itnio_multi *m = check_multi(L);
-  size_t slot;
-  mxfer *t = find(L, m, 2, &slot);
+/* Pushes the outcome of finished transfer t (in slot) as take gives it, frees it; the count. */
+static int take(lua_State *L, itnio_multi *m, mxfer *t, size_t slot) {
   int n, plain;
-  if (!t || t->state != X_DONE) return luaL_argerror(L, 2, "not a finished transfer");
-  lua_settop(L, 2);
   n = itnio_xfer_finish(L, &t->x, t->rc, &m->last_head, 1, &plain);
   hold_body(L, slot, 0);   /* (balanced: the outcome stays on top) */
   if (t->task && !plain) {   /* the exact bytes it sent: a retry sends them again */
@@ -451,6 +457,58 @@ int itnio_multi_take(lua_State *L) {
   }
   recycle(m, slot);
   return n;
+}
+
+int itnio_multi_take(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t = find(L, m, 2, &slot);
+  if (!t || t->state != X_DONE) return luaL_argerror(L, 2, "not a finished transfer");
+  lua_settop(L, 2);
+  return take(L, m, t, slot);
+}
+
+/*** The oldest finished transfer, taken (next_done and take in one): its key, then what take
+ * gives; when none has finished, it does what the sockets have ready first (as perform), and
+ * gives nil when still none has.
+ * @function Multi:take_next
+ * @treturn int|nil the transfer's key (its slot, as add gives it)
+ * @treturn table|nil the answer (or nil, then the failure), as take gives them
+ * @treturn table|nil the failure
+ * @treturn string|nil the body of an add_task transfer that is not a plain success */
+static mxfer *oldest_done(itnio_multi *m, size_t *slotp) {
+  while (m->done_head < m->ndone) {
+    size_t slot = m->done[m->done_head++];
+    mxfer *t = m->slots[slot];
+    if (t) t->queued = 0;
+    if (t && t->state == X_DONE) {
+      if (m->done_head == m->ndone) m->done_head = m->ndone = 0;
+      *slotp = slot;
+      return t;
+    }
+  }
+  m->done_head = m->ndone = 0;
+  return NULL;
+}
+
+int itnio_multi_take_next(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  mxfer *t = oldest_done(m, &slot);
+  int n;
+  if (!t) {
+    lua_settop(L, 1);
+    itnio_multi_perform(L);
+    if (!(t = oldest_done(m, &slot))) {
+      lua_pushnil(L);
+      return 1;
+    }
+  }
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)slot + 1);
+  n = take(L, m, t, slot);
+  if (n == 1) { lua_pushnil(L); n = 2; }
+  return n + 1;
 }
 
 /*** Stops a transfer and frees it.

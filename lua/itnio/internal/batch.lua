@@ -15,7 +15,7 @@ local runner  = require "itnio.internal.runner"
 local options = require "itnio.internal.options"
 
 local type, pcall, next, rawget, setmetatable = type, pcall, next, rawget, setmetatable
-local floor, min, max, ceil = math.floor, math.min, math.max, math.ceil
+local min, max, ceil = math.min, math.max, math.ceil
 local format = string.format
 local now = compat.now
 local ngx = ngx   -- luacheck: ignore (a global inside nginx only)
@@ -32,7 +32,7 @@ local OPTS = options.set{ "concurrency", "deadline", "on_done", "passthrough", "
 local function count(list, fname)
   local n, seen = 0, 0
   for k, v in next, list do
-    if type(k) == "number" and k >= 1 and k == floor(k) then
+    if type(k) == "number" and k >= 1 and k % 1 == 0 then
       if type(v) ~= "table" then
         options.bad(fname, 1, format("tasks[%d] is a %s, not a task table", k, type(v)))
       end

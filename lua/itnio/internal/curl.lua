@@ -3,11 +3,14 @@
 --
 --     local t = curl.new(opts)
 --     local ans, fail = t:send(method, url, lines, body, timeout, ct)   blocking, keep-alive
---     local id, fail = t:submit(method, url, lines, body, timeout, ct)  on the multi handle
---     local id, fail = t:submit_task(method, url, lines, timeout, ct, endpoint, task, passthrough)
+--     local id, key = t:submit(method, url, lines, body, timeout, ct)  on the multi handle
+--     local id, key = t:submit_task(method, url, lines, timeout, ct, endpoint, task, passthrough)
 --     t:open() -> true | nil, fail        makes the multi handle now (submit makes it too)
---     local id, ans, fail, body = t:ready()   a finished request (nil: none)   t:wait(seconds)
---     t:cancel(id) -> sent    t:key(id)    t:close()
+--     local key, ans, fail, body = t:ready()   a finished request (nil: none)   t:wait(seconds)
+--     t:cancel(id) -> sent    t:close()
+--
+-- A request in flight has an id (for cancel) and a key: a small number distinct among the
+-- requests in flight (its slot in the multi handle), so that a runner may keep them in arrays.
 --
 -- A request is six values (itnio.internal.call); an answer and a failure are the core's own
 -- (Http:perform, Multi:take): `{ status, headers, body, reused }`, or `{ plain = true,
@@ -21,8 +24,6 @@ local core = require "itnio.core"
 local pcall, setmetatable, tostring = pcall, setmetatable, tostring
 
 local _M = {}
-
-local SLOTS = core.MULTI_SLOTS   -- an id is its generation * SLOTS + its slot + 1
 
 _M.default_user_agent = "lua-itnio/" .. core._VERSION .. " libcurl/" .. core.curl_version()
 
@@ -65,49 +66,39 @@ function Curl:open()
   return true
 end
 
---- Starts a request on the multi handle: its id, or nil, failure. Nothing leaves before
--- ready or wait runs.
+--- Starts a request on the multi handle: its id and key, or nil, failure. Nothing leaves
+-- before ready or wait runs.
 function Curl:submit(method, url, lines, body, timeout, ct)
   local made, fail = self:open()
   if not made then return nil, fail end
   local m = self.multi
-  local ok, id = pcall(m.add, m, method, url, lines, body, timeout, ct)
+  local ok, id, key = pcall(m.add, m, method, url, lines, body, timeout, ct)
   if not ok then return failure("could not start the transfer: ", id) end
-  return id
+  return id, key
 end
 
 --- Starts a request whose body the core writes from the task straight into the transfer:
--- its id; or nil, failure; or nil, false, the broken rules.
+-- its id and key; or nil, failure; or nil, false, the broken rules.
 function Curl:submit_task(method, url, lines, timeout, ct, endpoint, task, passthrough)
-  local made, fail = self:open()
-  if not made then return nil, fail end
   local m = self.multi
-  local ok, id, errs = pcall(m.add_task, m, method, url, lines, task, timeout, ct, endpoint, passthrough)
+  if not m then
+    local made, fail = self:open()
+    if not made then return nil, fail end
+    m = self.multi
+  end
+  local ok, id, x = pcall(m.add_task, m, method, url, lines, task, timeout, ct, endpoint, passthrough)
   if not ok then return failure("could not start the transfer: ", id) end
-  if not id then return nil, false, errs end
-  return id
+  if not id then return nil, false, x end
+  return id, x
 end
 
---- Does what the sockets have ready, and gives one finished request: id, answer | id, nil,
--- failure, and for a task of submit_task that was not a plain success the body it sent;
+--- Does what the sockets have ready, and gives one finished request: key, answer | key,
+-- nil, failure, and for a task of submit_task that was not a plain success the body it sent;
 -- nil when none has finished. (Keep calling it until nil.)
 function Curl:ready()
   local m = self.multi
   if not m then return nil end
-  local id = m:next_done()
-  if not id then
-    m:perform()
-    id = m:next_done()
-    if not id then return nil end
-  end
-  return id, m:take(id)
-end
-
---- A request's key: a small positive number, distinct among the requests in flight (the
--- multi handle's slot), so that a runner may keep them in arrays.
--- @param id the request's id
-function Curl.key(id)
-  return (id - 1) % SLOTS + 1
+  return m:take_next()
 end
 
 --- Stops a request in flight: whether any byte of it left.

@@ -77,8 +77,7 @@ end }
 -- @tparam table ans the plain answer
 -- @tparam int attempts the attempts it took
 function _M.plain_result(client, ans, attempts)
-  local msg, head = ans.message or "success", ans.head
-  if secrets.holds(client, msg) then msg = secrets.redact(client, msg) end
+  local msg, head = secrets.redact_message(client, ans.message or "success"), ans.head
   ans.plain, ans.head, ans.reused = nil, nil, nil
   ans.code, ans.message, ans.http_status, ans.attempts = 0, msg, 200, attempts
   if head then ans[RAW] = secrets.redact_head(client, head)

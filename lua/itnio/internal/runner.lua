@@ -118,8 +118,10 @@ local function on_wire(r, k, id, entry)
   r.transfers = r.transfers + 1
 end
 
+-- (wire[k] is the truth: wire_id, wire_i and wire_t0 are written again when the key is next
+-- used, and read only while wire[k] is set)
 local function off_wire(r, k)
-  r.wire[k], r.wire_id[k], r.wire_i[k], r.wire_t0[k] = nil, nil, nil, nil
+  r.wire[k] = nil
   r.transfers = r.transfers - 1
 end
 
@@ -135,7 +137,11 @@ local function finish(r, job, res, err)
   local owner = job.owner
   if owner then owner:ended(job.index, res, err) end
   if r.closed then return end   -- after close, no callback runs
-  if owner then r.done:push(owner, job.index) elseif job.on_done then r.done:push(job) end
+  if owner then
+    if owner.on_done then r.done:push(owner, job.index) end
+  elseif job.on_done then
+    r.done:push(job)
+  end
 end
 
 -- Ends a job that has not ended: its request stopped, whatever it was doing.
@@ -182,9 +188,8 @@ local function launch(r, job)
   if not method then return finish(r, job, nil, url) end
   local t = r.transport
   if r.async then
-    local id, fail = t:submit(method, url, lines, body, timeout, ct)
-    if not id then return advance(r, job, nil, fail) end
-    local k = t.key(id)
+    local id, k = t:submit(method, url, lines, body, timeout, ct)
+    if not id then return advance(r, job, nil, k) end
     job.state, job.key = ON_WIRE, k
     on_wire(r, k, id, job)
     return
@@ -205,7 +210,7 @@ local function task_ended(r, owner, i, t0, ans, fail, body)
     r.finished = r.finished + 1   -- (a poll with a timeout returns: the batch has room again)
     owner.budget:earn()
     owner:ended(i, outcome.plain_result(r.client, ans, 1))
-    r.done:push(owner, i)
+    if owner.on_done then r.done:push(owner, i) end
     return
   end
   local c = call.new(r.client, owner.endpoint, body, owner.opts, owner.budget)
@@ -269,12 +274,11 @@ local function step(r)
     end
   end
   if r.transfers == 0 then return end
-  local tr = r.transport
+  local tr, wire = r.transport, r.wire
   while true do
-    local id, ans, fail, body = tr:ready()
-    if not id then break end
-    local k = tr.key(id)
-    local entry = r.wire[k]
+    local k, ans, fail, body = tr:ready()
+    if not k then break end
+    local entry = wire[k]
     if entry then
       if getmetatable(entry) == job_mt then
         off_wire(r, k)
@@ -401,7 +405,8 @@ end
 function _M.start_task(r, owner, i)
   local client, e = r.client, owner.endpoint
   if client.closed then return nil, outcome.closed_error() end
-  if not (r.fast and r.transfers < MAX_TRANSFERS and r.ready:empty()) then
+  local ready = r.ready
+  if not (r.fast and r.transfers < MAX_TRANSFERS and ready.head > ready.tail) then
     local body, err = call.encode(e, owner.list[i], owner.passthrough)
     if not body then return nil, err end
     enqueue(r, new_job(r, call.new(client, e, body, owner.opts, owner.budget), nil, owner, i))
@@ -414,13 +419,12 @@ function _M.start_task(r, owner, i)
   end
   local sig = secrets.signature(client, call.epoch_second(client))
   local tr = r.transport
-  local id, fail, errs = tr:submit_task(e.method, client.urls[e.name], sig.lines, timeout,
-                                        client.config.connect_timeout, e.name, owner.list[i], owner.passthrough)
+  local id, k, errs = tr:submit_task(e.method, client.urls[e.name], sig.lines, timeout,
+                                     client.config.connect_timeout, e.name, owner.list[i], owner.passthrough)
   if not id then
-    if fail == false then return nil, errors.validation(errs, errs.truncated, e.noun) end
-    return nil, errors.TransportError.new{ reason = fail.reason, message = fail.message, attempts = 0 }
+    if k == false then return nil, errors.validation(errs, errs.truncated, e.noun) end
+    return nil, errors.TransportError.new{ reason = k.reason, message = k.message, attempts = 0 }
   end
-  local k = tr.key(id)
   on_wire(r, k, id, owner)
   r.wire_i[k], r.wire_t0[k] = i, t
   r.live = r.live + 1

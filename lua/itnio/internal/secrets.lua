@@ -20,9 +20,11 @@ _M.REDACTED = "<redacted>"
 local secret_of = setmetatable({}, { __mode = "k" })
 -- The signature of the last second, per client (out of the client table too).
 local signature_of = setmetatable({}, { __mode = "k" })
--- The last header block found free of the secret, per client: a plain success's block is
--- the same string from one answer to the next (the core hands the same one out again).
+-- The last header block (and message) found free of the secret, per client: a plain
+-- success's block is the same string from one answer to the next (the core hands the same one
+-- out again), and its message too ("success").
 local clean_head = setmetatable({}, { __mode = "k" })
+local clean_message = setmetatable({}, { __mode = "k" })
 
 --- Keeps the client's secret where only signing and redaction read it.
 -- @tparam table client the client
@@ -82,6 +84,16 @@ function _M.redact_head(client, head)
   if _M.holds(client, head) then return _M.redact(client, head) end
   clean_head[client] = head
   return head
+end
+
+--- A message, redacted when it holds the secret.
+-- @tparam table client the client
+-- @tparam string msg the message
+function _M.redact_message(client, msg)
+  if clean_message[client] == msg then return msg end
+  if _M.holds(client, msg) then return _M.redact(client, msg) end
+  clean_message[client] = msg
+  return msg
 end
 
 --- The request headers of a Timestamp, as a table (a dry run's; a transport function of the

@@ -88,7 +88,10 @@ function Budget:take()
   if self.tokens >= 1 then self.tokens = self.tokens - 1 return true end
   return false
 end
-function Budget:earn() self.tokens = min(self.capacity, self.tokens + self.earns) end
+function Budget:earn()
+  local t = self.tokens
+  if t < self.capacity then self.tokens = min(self.capacity, t + self.earns) end
+end
 
 function Local.budget(_, capacity, earn)
   return setmetatable({ tokens = capacity, capacity = capacity, earns = earn or 0.1 }, Budget)
