@@ -140,6 +140,24 @@ describe("README's facts", function()
     assert.truthy(install:find("Missing dependencies", 1, true))
   end)
 
+  it("has a make help that names every target the Makefile declares phony, each once", function()
+    -- make's own database gives the .PHONY targets as make expands them
+    local db = shell.run("env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make -qp 2>/dev/null | grep '^\\.PHONY:'")
+    assert(db ~= "", db)
+    local phony = {}
+    for name in db:match("^%.PHONY:([^\n]*)"):gmatch("%S+") do phony[name] = true end
+    assert.is_true(phony.check and phony.help, db)
+    local out, ok = shell.run("env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make -s --no-print-directory help")
+    assert(ok, out)
+    local listed = {}
+    for line in out:gmatch("[^\n]+") do
+      local name = assert(line:match("^make (%S+)%s%s+%S"), "a line of make help names no target: " .. line)
+      assert.is_nil(listed[name], "make help lists " .. name .. " twice")
+      listed[name] = true
+    end
+    assert.same(phony, listed)
+  end)
+
   it("says that a retry may apply an update twice, and which errors may have reached the server", function()
     local promises = text:match("### What the client promises\n(.-)\n## ")
     local item = promises:match("%*%*A retry may apply an update twice%.%*%*(.-)\n%- ")
