@@ -162,7 +162,7 @@ demo: deps build
 	@tools/demo
 
 # Ratios against peers, side by side in one run (bench/run); the table lands in build/bench.txt,
-# and tools/bench-readme writes README's Performance table from it (via bench/results.tsv).
+# and tools/bench-readme writes doc/performance.md's table from it (via bench/results.tsv).
 bench: deps build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@bench/run
