@@ -51,6 +51,15 @@ describe("README's install", function()
   local install = cov:claim(README, "## Installing", "sh")
   local tree_path = cov:claim(README, "## Installing", "sh", 2)
 
+  -- make rock (in make check) runs both blocks as written, each install into a temporary tree.
+  it("is what spec/rock/install.lua runs, in make rock", function()
+    local rock = read("spec/rock/install.lua")
+    assert.truthy(rock:find('docs.commands(docs.block("README.md", "## Installing", "sh"))', 1, true))
+    assert.truthy(rock:find('docs.commands(docs.block("README.md", "## Installing", "sh", 2))', 1, true))
+    assert.truthy(read("Makefile"):find("\nrock:\n\t$(call busted,lua5.4,build/lua5.4) spec/rock/install.lua\n", 1, true))
+    assert.truthy(read("tools/check"):find(' embed rock"}', 1, true))
+  end)
+
   it("installs each of the three rockspecs for Lua 5.4, the client first, and the client for 5.1", function()
     local got = {}
     for _, c in ipairs(docs.commands(install)) do
