@@ -446,7 +446,10 @@ describe("doc/embedding.md", function()
   local PAGE = "doc/embedding.md"
 
   local build = cov:claim(PAGE, "# Embedding in a C host", "sh")
-  it("builds with make static and a cc command that names files that exist", function()
+  it("builds with make static and a cc command that names files that exist; make embed runs them", function()
+    assert.truthy(read("spec/embed/host.lua"):find('docs.block("doc/embedding.md", "# Embedding in a C host", "sh")', 1, true))
+    assert.truthy(read("Makefile"):find("\nembed: build/embed/host build/embed/host-tsan\n", 1, true))
+    assert.truthy(read("Makefile"):find(" spec/embed/host.lua\n", 1, true))
     local cmds = docs.commands(build)
     assert.equal("make static", cmds[1])
     assert.truthy(read("Makefile"):find("\nstatic: $(STATIC)\n", 1, true))
