@@ -162,7 +162,7 @@ demo: deps build
 	@tools/demo
 
 # Ratios against peers, side by side in one run (bench/run); the table lands in build/bench.txt,
-# and tools/bench-readme writes README's Performance table from it (via bench/results.tsv).
+# and tools/bench-readme writes doc/performance.md's table from it (via bench/results.tsv).
 bench: deps build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@bench/run
@@ -252,3 +252,31 @@ embed: build/embed/host build/embed/host-tsan
 .PHONY: rock
 rock:
 	$(call busted,lua5.4,build/lua5.4) spec/rock/install.lua
+
+# Each target with one line (README's map points here). spec/readme_spec.lua checks that it
+# names every target the Makefile declares phony.
+.PHONY: help
+help:
+	@echo 'make demo            the sandbox, examples/update_recall.lua against it over HTTPS, the stored task'
+	@echo 'make check           deps, the suites (lint doc test* asan valgrind fuzz embed rock), `N passed, N failed`'
+	@echo 'make deps            installs the Debian packages (apt-get; quiet when all is there)'
+	@echo 'make build           build/lua5.4/itnio/core.so (LUA=luajit, lua5.1, lua5.2, lua5.3: build/<lua>/)'
+	@echo 'make all             the same as make build, what a plain make does'
+	@echo 'make lint            luacheck over lua/, examples/, spec/, bench/, bin/itnio and the Lua tools'
+	@echo 'make doc             the API reference, build/doc/index.html (LDoc; tools/check-doc fails a gap)'
+	@echo 'make test            the busted suites under Lua 5.4 (sandboxes start and stop by themselves)'
+	@echo 'make test-luajit     the suites of code that runs in the runner'"'"'s Lua, under LuaJIT'
+	@echo 'make test-lua5.1     the same under Lua 5.1'
+	@echo 'make test-lua5.2     the same under Lua 5.2, the #timing specs left out'
+	@echo 'make test-lua5.3     the same under Lua 5.3, the #timing specs left out'
+	@echo 'make test-poll       the jobs'"'"' specs on the poll(2) event backend (EVENTS=poll builds it)'
+	@echo 'make test-endpoint   a core with a second, small endpoint, through every layer'
+	@echo 'make asan            the memory-sensitive suites with the core under ASan + UBSan'
+	@echo 'make valgrind        the same under valgrind (#timing and #big specs left out)'
+	@echo 'make fuzz            libFuzzer on the encoder, response handling and the multi handle (FUZZ_SECONDS=20)'
+	@echo 'make static          build/libitnio.a: the core and the client'"'"'s Lua layer for a C host (Lua 5.4)'
+	@echo 'make embed           examples/embed/host.c against it: plain, threaded, under ThreadSanitizer'
+	@echo 'make rock            the three rockspecs, luarocks make for Lua 5.4 and 5.1 into temporary trees'
+	@echo 'make bench           the ratios of doc/performance.md (minutes); rewrites its table and bench/results.tsv'
+	@echo 'make clean           removes build/, and the client'"'"'s files that luarocks make left in the checkout'
+	@echo 'make help            this list'

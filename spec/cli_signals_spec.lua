@@ -1,8 +1,8 @@
 -- The command line's signals (itnio.cli.signals, csrc/cli/signals.c): the first SIGINT or
 -- SIGTERM asks to stop, a second one ends the process by its signal, and a SIGTERM ignored on
 -- entry stays ignored. (An ignored SIGINT cannot be seen: the Lua interpreter, lua.c and
--- luajit.c alike, puts its own handler there before a script's first line runs; README says
--- so.) Each case runs in a Lua of its own, which signals itself.
+-- luajit.c alike, puts its own handler there before a script's first line runs;
+-- doc/command-line.md says so.) Each case runs in a Lua of its own, which signals itself.
 local shell = require "support.shell"
 
 -- Runs a Lua chunk in a child Lua (the runner's own, with the same paths), under a shell
@@ -49,8 +49,8 @@ describe("itnio.cli.signals", function()
   end)
 
   it("cannot see a SIGINT ignored on entry: the interpreter has taken it before the script runs", function()
-    -- (the reason README gives; if an interpreter ever leaves it be, this fails, and the
-    -- command line then respects it with no change)
+    -- (the reason doc/command-line.md gives; if an interpreter ever leaves it be, this fails,
+    -- and the command line then respects it with no change)
     local out = child("io.write(table.concat({ signals.catch() }, ','))", "trap '' INT; ")
     assert.truthy(out:find("^INT,TERM"), out)
   end)

@@ -28,7 +28,8 @@ local function itnio(env, stdin, ...)
   return text, tonumber(status)
 end
 
--- Every key of an error under --json (README, "The command line"): null when absent.
+-- Every key of an error under --json (doc/command-line.md, "Input and output"): null when
+-- absent.
 local ERROR_KEYS = { "kind", "code", "message", "retryable", "http_status", "retry_after",
                      "attempts", "reason", "sent" }
 

@@ -28,8 +28,6 @@ end
 
 describe("the shape of the tree", function()
   it("loads nothing of the test kit or the command line with a production require", function()
-    local loaded = {}
-    for name in pairs(package.loaded) do loaded[name] = true end
     local out, ok = shell.run(shell.quote(shell.lua) .. " -e " .. shell.quote(
       ("package.path = %q; package.cpath = %q;"):format(package.path, package.cpath)
       .. " local itnio = require 'itnio'; local c = assert(itnio.new{ api_key = 'k', api_secret = 's' });"

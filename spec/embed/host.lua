@@ -2,6 +2,7 @@
 -- the host (and a ThreadSanitizer build of it) and runs this file. Its name does not end in
 -- _spec, so `make test` and the other runs of spec/ leave it out (they build no host).
 local sandbox = require "support.sandbox"
+local docs = require "support.docs"
 local q = sandbox.shell_quote
 
 local HOST = sandbox.root .. "/build/embed/host"
@@ -51,6 +52,17 @@ describe("a C host with build/libitnio.a", function()
     assert.equal("updated: code 0 (success) after 1 attempt(s), HTTP 200\n", out)
     assert.equal(1, sb:stats().accepted)
     assert.equal("call-1-1.wav", sb:task(299).task.nodeList[1].voiceFileId)
+  end)
+
+  it("builds and runs with the two commands doc/embedding.md gives", function()
+    local script = docs.substitute(docs.block("doc/embedding.md", "# Embedding in a C host", "sh"),
+      { { "-o host", "-o " .. q(dir .. "/host") } })
+    local built, ok = sandbox.run("cd " .. q(sandbox.root) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
+      .. q(script))
+    assert(ok, built)
+    local out, status = host(dir .. "/host")
+    assert.equal(0, status, out)
+    assert.equal("updated: code 0 (success) after 1 attempt(s), HTTP 200\n", out)
   end)
 
   it("reports a refused update and exits 1", function()

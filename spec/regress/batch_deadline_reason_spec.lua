@@ -1,7 +1,7 @@
 -- Regression: the task in flight when a deadline passed ended with reason "timeout" (the
 -- attempt's timeout had been cut to the deadline, and libcurl reported a timeout), not
--- "deadline" as README says. A deadline's error is worth retrying later (retryable), and is
--- not retried by the call itself.
+-- "deadline" as the docs say (doc/event-loops.md). A deadline's error is worth retrying later
+-- (retryable), and is not retried by the call itself.
 local sandbox = require "support.sandbox"
 local hostile = require "support.hostile"
 

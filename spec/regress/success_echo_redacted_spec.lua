@@ -1,6 +1,6 @@
 -- Regression: a success answer that echoed the secret was handed back as it came (res.message,
--- res.data), though README promises redaction everywhere, and the OpenResty example returns
--- res.message to its own callers. Errors were redacted; successes were not.
+-- res.data), though the client promises redaction everywhere (doc/client.md), and the
+-- OpenResty example returns res.message to its own callers. Errors were redacted; successes were not.
 local cjson   = require "cjson"
 local itnio   = require "itnio"
 local sandbox = require "support.sandbox"

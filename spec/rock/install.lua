@@ -8,6 +8,7 @@
 -- exports of the rocks' C modules. Then the installed sandbox, with the client in one tree for
 -- two Luas. Its name does not end in _spec, so `make test` (busted spec/) leaves it out.
 local sandbox = require "support.sandbox"
+local docs = require "support.docs"
 local q, run, ROOT = sandbox.shell_quote, sandbox.run, sandbox.root
 
 local ROCKS = { client = "rockspec/itnio-scm-1.rockspec", testing = "rockspec/itnio-testing-scm-1.rockspec",
@@ -291,12 +292,13 @@ end
   end)
 end
 
--- The sandbox as a user gets it: the three rocks installed for Lua 5.4 into one tree, then the
--- client for Lua 5.1 too (the sandbox runs in nginx's LuaJIT, which loads the 5.1 core), as
--- README says; the tree's paths from `luarocks path`; and, from a clean directory, the
--- installed itnio-sandbox started, a task updated with the installed itnio (still under Lua
--- 5.4: the 5.1 install touched no command), a fault injected through the control plane and
--- met, and the sandbox stopped.
+-- The sandbox as a user gets it: README's install commands as written ("Installing": the three
+-- rocks for Lua 5.4, then the client for Lua 5.1 too, as the sandbox runs in nginx's LuaJIT,
+-- which loads the 5.1 core), each into one tree (`--tree DIR` put in); the tree's paths from
+-- README's `luarocks path` line; and, from a clean directory, the installed itnio-sandbox
+-- started, a task updated with the installed itnio (still under Lua 5.4: the 5.1 install
+-- touched no command), a fault injected through the control plane and met, and the sandbox
+-- stopped; and a spec of the user's own run against the installed client and test kit.
 describe("the installed sandbox", function()
   local tmp, tree, clean, env, installed
 
@@ -304,15 +306,19 @@ describe("the installed sandbox", function()
     tmp, tree, clean = copy_source()
     local logs = {}
     installed = true
-    for _, step in ipairs { { "5.4", ROCKS.client }, { "5.4", ROCKS.testing }, { "5.4", ROCKS.cli },
-                            { "5.1", ROCKS.client } } do
-      local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && luarocks --lua-version "
-        .. step[1] .. " --tree " .. q(tree) .. " make --deps-mode=none " .. step[2])
+    local install = docs.commands(docs.block("README.md", "## Installing", "sh"))
+    assert(#install == 4, "README's install commands")
+    for _, cmd in ipairs(install) do
+      local into, n = cmd:gsub("^(luarocks %-%-lua%-version %S+) ", "%1 --tree " .. q(tree):gsub("%%", "%%%%") .. " ")
+      assert(n == 1, "not a luarocks command: " .. cmd)
+      local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && " .. into)
       logs[#logs + 1] = o
       installed = installed and good
     end
     installed = installed or table.concat(logs, "\n")
-    env = "cd " .. q(clean) .. " && eval \"$(luarocks --lua-version 5.4 path --tree " .. q(tree) .. ")\" && "
+    local path = docs.commands(docs.block("README.md", "## Installing", "sh", 2))
+    assert(#path == 1, "README's luarocks path line")
+    env = "cd " .. q(clean) .. " && " .. docs.substitute(path[1], { { "DIR", q(tree) } }) .. " && "
   end)
   teardown(function()
     if tree then run(env .. "itnio-sandbox stop --prefix " .. q(clean .. "/sb")) end
@@ -369,5 +375,15 @@ describe("the installed sandbox", function()
     local status, status_ok = run(env .. "itnio-sandbox status --prefix sb")
     assert.equal("stopped\n", status)
     assert.is_false(status_ok)
+  end)
+
+  it("runs a spec of the user's own (examples/testing) with the installed rocks, given only its own lpath", function()
+    assert(installed == true, installed)
+    local copied, ok = run("mkdir -p " .. q(clean .. "/examples") .. " && cp -R " .. q(ROOT .. "/examples/testing") .. " "
+      .. q(clean .. "/examples/"))
+    assert(ok, copied)
+    local out, passed = run(env .. "lua5.4 /usr/bin/busted --lpath='examples/testing/?.lua' examples/testing")
+    assert(passed, out)
+    assert.truthy(out:find("4 successes / 0 failures / 0 errors / 0 pending", 1, true), out)
   end)
 end)
