@@ -170,8 +170,8 @@ bench: deps build
 
 clean:
 	rm -rf build
-	rm -f csrc/*.o itnio/core.so   # left by a `luarocks make` run in the checkout
-	@rmdir itnio 2>/dev/null || true
+	rm -f csrc/*.o csrc/cli/*.o itnio/core.so itnio/cli/signals.so   # left by `luarocks make` runs
+	@rmdir itnio/cli itnio 2>/dev/null || true
 
 # libFuzzer: the encoder (fuzz/fuzz_encode.c), response handling (fuzz/fuzz_response.c) and
 # the multi handle's life cycle (fuzz/fuzz_multi.c, against loopback listeners on a thread),
@@ -200,7 +200,7 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
 	  echo "fuzz $$f: no crash, no leak, no broken oracle in $(FUZZ_SECONDS) s"; \
 	done
 
-# A C host (README, "Embedding in a C host"): `make static` puts the core and the client's
+# A C host (doc/embedding.md): `make static` puts the core and the client's
 # Lua layer (as source text in C arrays, written by tools/embed-lua.lua) into
 # build/libitnio.a for Lua 5.4, with itnio_preload (embed/, csrc/itnio_embed.h). The client
 # only: the test kit and the command line are units of their own, and the nginx transport
@@ -244,11 +244,11 @@ embed: build/embed/host build/embed/host-tsan
 	@$(MAKE) --no-print-directory LUA=luajit build
 	$(call busted,lua5.4,build/lua5.4) spec/embed/host.lua
 
-# LuaRocks (README, "Install with LuaRocks"): spec/rock/install.lua checks that the rockspec
-# lists exactly csrc/*.c and the modules of lua/itnio, runs `luarocks make --deps-mode=none`
-# into a temporary tree for Lua 5.4 and 5.1 (from a copy of the sources), requires every module
-# from that tree alone, runs the installed `itnio --help`, and checks the rock's core.so with
-# tools/check-exports. Not a *_spec.lua: `make test` leaves it out.
+# LuaRocks (README, "Installing"): spec/rock/install.lua checks that the three rockspecs map
+# exactly csrc/*.c and the modules of lua/itnio, each in its unit, runs `luarocks make
+# --deps-mode=none` into temporary trees for Lua 5.4 and 5.1 (from a copy of the sources): the
+# client alone, then the command line, then the sandbox as a user installs it; and checks the
+# rocks' C modules with tools/check-exports. Not a *_spec.lua: `make test` leaves it out.
 .PHONY: rock
 rock:
 	$(call busted,lua5.4,build/lua5.4) spec/rock/install.lua

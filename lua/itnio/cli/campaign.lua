@@ -5,7 +5,7 @@
 --
 --     local campaign = require "itnio.cli.campaign"
 --     local status = campaign.run{ client = client, endpoint = "recall_update",
---       input = io.open("tasks.jsonl", "rb"), input_name = "tasks.jsonl", size = 123456,
+--       input = io.open("tasks.jsonl", "rb"), size = 123456,
 --       journal = "tasks.jsonl.journal", out = io.stdout, concurrency = 8 }
 --
 -- Reading streams: a line is read, started and forgotten, so a file of millions of lines
@@ -71,7 +71,7 @@ end
 
 -- ---------------------------------------------------------------------------------------
 -- Results: one JSON object a line, its keys in a fixed order (a reader of the file sees them
--- as the README shows them).
+-- as doc/campaigns.md shows them).
 
 local encode = cjson.encode
 local function json_value(v)
