@@ -178,19 +178,26 @@ static int build_index(const itnio_schema *s) {
 }
 
 static const char *problem;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int prepared;
+static pthread_mutex_t prepare_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Once per process: the tables checked, and the indexes built (read only from then on). */
-static void prepare(void) {
-  for (int i = 0; i < itnio_nendpoints && !problem; i++) {
-    problem = schema_problem(itnio_endpoints[i].schema);
-    if (!problem && build_index(itnio_endpoints[i].schema)) problem = itnio_endpoints[i].schema->name;
-  }
-}
-
+/* Once per process: the tables checked, and the indexes built (read only from then on).
+ * Every luaopen takes the lock, not only the first: the lock orders the first one's writes
+ * before every other thread's reads in a way helgrind, DRD and TSan all see (helgrind does
+ * not model pthread_once, and took the index for a race). */
 const char *itnio_schema_problem(void) {
-  if (pthread_once(&once, prepare) != 0) return "(pthread_once failed)";
-  return problem;
+  const char *bad;
+  if (pthread_mutex_lock(&prepare_lock) != 0) return "(the schema lock failed)";
+  if (!prepared) {
+    for (int i = 0; i < itnio_nendpoints && !problem; i++) {
+      problem = schema_problem(itnio_endpoints[i].schema);
+      if (!problem && build_index(itnio_endpoints[i].schema)) problem = itnio_endpoints[i].schema->name;
+    }
+    prepared = 1;
+  }
+  bad = problem;
+  pthread_mutex_unlock(&prepare_lock);
+  return bad;
 }
 
 int itnio_schema_find(const itnio_schema *s, const char *k, size_t kl) {

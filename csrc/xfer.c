@@ -8,6 +8,7 @@
 /***
  * @submodule itnio.core
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <curl/curl.h>
@@ -535,8 +536,15 @@ int itnio_parse_headers(lua_State *L) {
  * @function curl_version
  * @treturn string */
 /* core.curl_version() -> "7.88.1" */
+/* libcurl's curl_version_info writes its static table on every call: asked once per
+ * process, under a lock, so that threads loading the core at once do not race on it. */
 int itnio_curl_version(lua_State *L) {
-  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  static char version[64];
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  if (!version[0]) snprintf(version, sizeof version, "%s", curl_version_info(CURLVERSION_NOW)->version);
+  lua_pushstring(L, version);
+  pthread_mutex_unlock(&lock);
   return 1;
 }
 

@@ -81,8 +81,9 @@ static void *run_worker(void *arg) {
     lua_pushinteger(L, w->number);
     rc = lua_pcall(L, 2, 1, 0);
   }
-  snprintf(w->message, sizeof w->message, "%s",
-           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(no message)");
+  /* What came back, as tostring shows it: the result line, or the error (an itnio error is a
+   * table whose __tostring is one line; luaL_tolstring calls it). */
+  snprintf(w->message, sizeof w->message, "%s", luaL_tolstring(L, -1, NULL));
   w->ok = rc == LUA_OK;
   lua_close(L);
   return NULL;

@@ -72,6 +72,30 @@ describe("a C host with build/libitnio.a", function()
     assert.equal(0, sb:stats().accepted)
   end)
 
+  it("prints a ConfigError as tostring shows it, not as no message", function()
+    local out, status = host(HOST, { ITNIO_API_KEY = "" })
+    assert.equal(1, status, out)
+    assert.equal("ConfigError: api_key must not be empty\n", out)
+  end)
+
+  -- helgrind and DRD, as a C host's developer runs them: doc/embedding.md's command, with
+  -- the suppressions of embed/threads.supp (reports inside lua-cjson, libcurl and OpenSSL,
+  -- each named there): no report at all. (helgrind took the schema index, built under
+  -- pthread_once, for a race.)
+  for _, tool in ipairs{ "helgrind", "drd" } do
+    it("runs 3 threads under valgrind's " .. tool .. " with no report, as doc/embedding.md says", function()
+      local cmd = docs.commands(docs.block("doc/embedding.md", "## Threads", "sh"))[1]
+      cmd = docs.substitute(cmd, { { "--tool=helgrind", "--tool=" .. tool .. " --error-exitcode=77" },
+        { "embed/threads.supp", q(sandbox.root .. "/embed/threads.supp") }, { "./host", q(HOST) } })
+      local env = "env " .. NOWHERE .. " ITNIO_API_KEY=" .. q(sb.api_key) .. " ITNIO_API_SECRET="
+        .. q(sb.api_secret) .. " ITNIO_BASE_URL=" .. q(sb.https_url) .. " ITNIO_CAFILE=" .. q(sb.cafile)
+      local out = sandbox.run("cd " .. q(dir) .. " && " .. env .. " " .. cmd .. "; echo \"exit=$?\"")
+      assert.truthy(out:find("exit=0", 1, true), out)
+      assert.truthy(out:find("ERROR SUMMARY: 0 errors", 1, true), out)
+      assert.truthy(out:find("3 threads x 1 updates: all succeeded\n", 1, true), out)
+    end)
+  end
+
   it("runs 4 threads x 5 updates, one Lua state and one client per thread", function()
     local out, status = host(HOST, nil, "--threads", "4", "--updates", "5")
     assert.equal(0, status, out)
