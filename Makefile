@@ -65,7 +65,7 @@ $(CLI_SO): csrc/cli/signals.c Makefile
 
 # The suites. Each is a make target of its own; `make check` runs them all and sums up.
 lint:
-	luacheck -q $(wildcard lua examples spec bench) bin/itnio tools/bench-readme tools/check-doc
+	luacheck -q $(wildcard lua examples spec bench) bin/itnio bin/itnio-sandbox tools/bench-readme tools/check-doc
 
 # The sandbox runs inside nginx (LuaJIT), so the suite needs the LuaJIT build too; the
 # campaign spec runs bin/itnio under Lua 5.4 and 5.1, so it needs the 5.1 build.
@@ -262,7 +262,7 @@ help:
 	@echo 'make deps            installs the Debian packages (apt-get; quiet when all is there)'
 	@echo 'make build           build/lua5.4/itnio/core.so (LUA=luajit, lua5.1, lua5.2, lua5.3: build/<lua>/)'
 	@echo 'make all             the same as make build, what a plain make does'
-	@echo 'make lint            luacheck over lua/, examples/, spec/, bench/, bin/itnio and the Lua tools'
+	@echo 'make lint            luacheck over lua/, examples/, spec/, bench/, bin/itnio, bin/itnio-sandbox and the Lua tools'
 	@echo 'make doc             the API reference, build/doc/index.html (LDoc; tools/check-doc fails a gap)'
 	@echo 'make test            the busted suites under Lua 5.4 (sandboxes start and stop by themselves)'
 	@echo 'make test-luajit     the suites of code that runs in the runner'"'"'s Lua, under LuaJIT'

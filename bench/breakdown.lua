@@ -48,7 +48,8 @@ local function loop(add)
       while id do
         local ans, fail = m:take(id)
         if not (ans and ans.plain) then
-          error("not a plain success: " .. tostring(ans and ans.status) .. " " .. tostring(fail and fail.message))
+          error("not a plain success: " .. tostring(ans and ans.status) .. " "
+            .. tostring(fail and fail.message))
         end
         ended = ended + 1
         id = m:next_done()

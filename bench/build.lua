@@ -15,7 +15,8 @@ local cjson = require "cjson"
 local new_task = require "task"
 
 local iterations, max_seconds, reps = tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3])
-assert(iterations and max_seconds and reps and arg[4], "usage: build.lua ITERATIONS MAX_SECONDS REPS VARIANT...")
+assert(iterations and max_seconds and reps and arg[4],
+       "usage: build.lua ITERATIONS MAX_SECONDS REPS VARIANT...")
 
 local KEY, SECRET, T0 = "bDqJFiq9", "7bz1lzh9", 1630468800
 local task = new_task()

@@ -59,8 +59,10 @@ local text = conf.render{
 local f = assert(io.open(prefix .. "/conf/nginx.conf", "wb"))
 f:write(text)
 f:close()
-sh("ITNIO_API_KEY=" .. key .. " ITNIO_API_SECRET=" .. secret .. " ITNIO_BASE_URL=http://127.0.0.1:" .. sandbox_port
-  .. " env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 nginx -p " .. prefix .. "/ -c conf/nginx.conf -e "
+sh("ITNIO_API_KEY=" .. key .. " ITNIO_API_SECRET=" .. secret
+  .. " ITNIO_BASE_URL=http://127.0.0.1:" .. sandbox_port
+  .. " env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 nginx"
+  .. " -p " .. prefix .. "/ -c conf/nginx.conf -e "
   .. prefix .. "/logs/error.log")
 for _ = 1, 100 do
   local c = socket.connect("127.0.0.1", port)

@@ -8,7 +8,8 @@ local client
 
 function _M.run()
   if not client then
-    client = assert(itnio.new{ api_key = os.getenv("ITNIO_API_KEY"), api_secret = os.getenv("ITNIO_API_SECRET"),
+    client = assert(itnio.new{ api_key = os.getenv("ITNIO_API_KEY"),
+                               api_secret = os.getenv("ITNIO_API_SECRET"),
                                base_url = os.getenv("ITNIO_BASE_URL"), max_retries = 0 })
   end
   ngx.req.discard_body()

@@ -3,7 +3,8 @@
 -- queues the updates, client:poll(0) once a frame advances them without waiting, on_done
 -- reports each result as it arrives. From the repository root, after `make build`:
 --   ITNIO_BASE_URL=http://127.0.0.1:18080 ITNIO_API_KEY=... ITNIO_API_SECRET=... \
---   lua5.4 -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path; package.cpath = "build/lua5.4/?.so;" .. package.cpath' examples/event_loop.lua
+--   lua5.4 -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path' \
+--     -e 'package.cpath = "build/lua5.4/?.so;" .. package.cpath' examples/event_loop.lua
 -- Settings: ITNIO_BASE_URL, ITNIO_API_KEY, ITNIO_API_SECRET, ITNIO_KEY_ID (299),
 -- ITNIO_UPDATES (how many updates, 5). Exits 0 when every update succeeded, 1 otherwise.
 local itnio = require "itnio"
@@ -33,7 +34,8 @@ for i = 1, n do
       ok = ok + 1
       print(("update %d: ok, code %d after %d attempt(s), frame %d"):format(i, res.code, res.attempts, frame))
     else
-      print(("update %d: failed after %d attempt(s), frame %d: %s"):format(i, e.attempts or 0, frame, tostring(e)))
+      print(("update %d: failed after %d attempt(s), frame %d: %s")
+        :format(i, e.attempts or 0, frame, tostring(e)))
     end
   end })
   if not job then print(("update %d: not sent: %s"):format(i, tostring(why))) end

@@ -166,7 +166,8 @@ describe("itnio --batch under " .. LUA, function()
     assert.equal(valid, u.updates["1"])
     assert.equal(2000 - valid, u.updates["0"])
     assert.is_nil(u.updates["2"])
-    assert.matches("ended: " .. valid .. " updated, 0 refused by the API, " .. (#results - valid) .. " broken", err)
+    assert.matches("ended: " .. valid .. " updated, 0 refused by the API, " .. (#results - valid)
+      .. " broken", err)
     -- the journal has every line that ended; run again: nothing is sent, the same results
     local journal = lines(read(file .. ".journal"))
     assert.equal(#results + 1, #journal)
@@ -262,7 +263,8 @@ describe("itnio --batch under " .. LUA, function()
     end
   end)
 
-  it("exits 4 when a line is worth retrying (the run's deadline), and sends it again on the next run", function()
+  it("exits 4 when a line is worth retrying (the run's deadline), "
+    .. "and sends it again on the next run", function()
     sb:fault{ kind = "delay", ms = 3000, count = 1 }
     local file = dir .. "/late.jsonl"
     write(file, task_line(301) .. "\n" .. task_line(299) .. "\n")
@@ -343,7 +345,8 @@ describe("itnio --batch under " .. LUA, function()
   end)
 
   it("keeps the secret out of results, journal and summary when the API echoes it", function()
-    sb:fault{ kind = "answer", status = 200, body = '{"code":-1,"msg":"bad key for ' .. sb.api_secret .. '"}' }
+    sb:fault{ kind = "answer", status = 200,
+              body = '{"code":-1,"msg":"bad key for ' .. sb.api_secret .. '"}' }
     local file = dir .. "/echo.jsonl"
     write(file, task_line(299) .. "\n")
     local out, err, status = itnio({ "--batch", file })
@@ -437,7 +440,8 @@ describe("itnio --batch in a terminal, under " .. LUA, function()
   -- is always there) that ignores SIGINT itself, waits for it, and writes its exit status to
   -- dir/status (128 + the signal when a signal ended it): a shell there would take the
   -- Ctrl-C for itself. The window stays when it ends, so that it can be read.
-  local WAITER = 'my $p = fork; die "fork" unless defined $p; if (!$p) { $SIG{INT} = "DEFAULT"; exec @ARGV[1..$#ARGV]; exit 127 }'
+  local WAITER = 'my $p = fork; die "fork" unless defined $p;'
+    .. ' if (!$p) { $SIG{INT} = "DEFAULT"; exec @ARGV[1..$#ARGV]; exit 127 }'
     .. ' $SIG{INT} = "IGNORE"; waitpid($p, 0); my $s = ($? & 127) ? 128 + ($? & 127) : $? >> 8;'
     .. ' open(my $f, ">", $ARGV[0]) or die; print $f "$s\\n"; close $f'
   local function start(args)
@@ -478,8 +482,10 @@ describe("itnio --batch in a terminal, under " .. LUA, function()
 
   it("draws nothing but the summary when standard error is not a terminal", function()
     local file = file_of(30, 510001)
-    local cmd = ("env ITNIO_API_KEY=%s ITNIO_API_SECRET=%s ITNIO_BASE_URL=%s %s %s recall-update --batch %s --rate 60 > %s 2> %s")
-      :format(q(sb.api_key), q(sb.api_secret), q(sb.http_url), LUA, q(BIN), q(file), q(dir .. "/out"), q(dir .. "/err"))
+    local cmd = ("env ITNIO_API_KEY=%s ITNIO_API_SECRET=%s ITNIO_BASE_URL=%s %s %s recall-update"
+                 .. " --batch %s --rate 60 > %s 2> %s")
+      :format(q(sb.api_key), q(sb.api_secret), q(sb.http_url), LUA, q(BIN), q(file),
+              q(dir .. "/out"), q(dir .. "/err"))
     assert(select(2, shell.run(cmd)))
     local err = read(dir .. "/err")
     assert.is_nil(err:find("\r", 1, true))
@@ -488,7 +494,8 @@ describe("itnio --batch in a terminal, under " .. LUA, function()
     -- and --progress forces it
     sb:reset()
     sb:seed(510001, 510030)
-    assert(select(2, shell.run(cmd:gsub("%-%-rate 60", "--rate 60 --progress --journal " .. q(dir .. "/j2")))))
+    assert(select(2, shell.run(cmd:gsub("%-%-rate 60",
+                                        "--rate 60 --progress --journal " .. q(dir .. "/j2")))))
     assert.truthy(read(dir .. "/err"):find("\r", 1, true))
   end)
 

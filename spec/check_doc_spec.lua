@@ -212,7 +212,8 @@ describe("tools/check-doc", function()
   end)
 
   it("still names a public function without a doc comment, and a C function without one", function()
-    fails_with({ ["lua/m.lua"] = swap(LUA, "return _M\n", "function _M.sub(a) return a - 1 end\n\nreturn _M\n"),
+    fails_with({ ["lua/m.lua"] = swap(LUA, "return _M\n",
+                                      "function _M.sub(a) return a - 1 end\n\nreturn _M\n"),
                  ["csrc/core.c"] = swap(C, '{ "echo", echo },', '{ "echo", echo }, { "nop", echo },') }, {
       "lua/m.lua:16: _M.sub has no doc comment (a block starting with ---)",
       "csrc: nop is registered but has no @function doc comment",

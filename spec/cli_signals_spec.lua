@@ -16,7 +16,8 @@ local function child(chunk, pre)
     .. " local pid = io.open('/proc/self/stat'):read('*l'):match('^(%%d+)');"
     -- (os.execute's system() ignores SIGINT while it waits: the signal comes after, from a
     -- background shell, while the Lua sleeps)
-    .. " local function kill(sig) os.execute('(sleep 0.05; kill -' .. sig .. ' ' .. pid .. ') &'); core.sleep(0.3) end;")
+    .. " local function kill(sig) os.execute('(sleep 0.05; kill -' .. sig .. ' ' .. pid .. ') &');"
+    .. " core.sleep(0.3) end;")
     :format(package.path, package.cpath)
   local out = shell.run((pre or "") .. shell.quote(lua) .. " -e " .. shell.quote(prelude .. chunk)
     .. "; echo \"exit=$?\"")
@@ -25,7 +26,8 @@ end
 
 describe("itnio.cli.signals", function()
   it("notes the first SIGINT or SIGTERM and goes on", function()
-    local out, status = child("assert(signals.caught() == nil); io.write(table.concat({ signals.catch() }, ','), ' ');"
+    local out, status = child("assert(signals.caught() == nil);"
+      .. " io.write(table.concat({ signals.catch() }, ','), ' ');"
       .. " kill('INT'); io.write(tostring(signals.caught()), ' ')")
     assert.truthy(out:find("^INT,TERM INT "), out)
     assert.equal(0, status)

@@ -18,11 +18,13 @@ local function itnio(env, stdin, ...)
   end
   -- At most 1 GiB of address space: an itnio that reads /dev/zero to the end fails fast on its
   -- own instead of taking the memory of the machine (the 100 MiB limit needs about 200 MiB).
-  local parts = { "ulimit -v 1048576 && env -u ITNIO_API_KEY -u ITNIO_API_SECRET -u ITNIO_BASE_URL -u ITNIO_CAFILE" }
+  local parts = { "ulimit -v 1048576 && env -u ITNIO_API_KEY -u ITNIO_API_SECRET -u ITNIO_BASE_URL"
+                  .. " -u ITNIO_CAFILE" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. sandbox.shell_quote(v) end
   parts[#parts + 1] = sandbox.shell_quote(sandbox.root .. "/bin/itnio")
   for i = 1, select("#", ...) do parts[#parts + 1] = sandbox.shell_quote((select(i, ...))) end
-  local out = sandbox.run(table.concat(parts, " ") .. " < " .. sandbox.shell_quote(path) .. "; echo \"exit=$?\"")
+  local out = sandbox.run(table.concat(parts, " ") .. " < " .. sandbox.shell_quote(path)
+    .. "; echo \"exit=$?\"")
   if tmp then os.remove(tmp) end
   local text, status = out:match("^(.*)exit=(%d+)%s*$")
   return text, tonumber(status)
@@ -102,7 +104,8 @@ describe("bin/itnio", function()
   end)
 
   it("exits 3 and lists every broken rule, sending nothing", function()
-    local out, status = itnio(env, '{"keyId":0,"recallType":5,"recallInterval":30,"recallNum":1}', "recall-update", "-")
+    local out, status = itnio(env, '{"keyId":0,"recallType":5,"recallInterval":30,"recallNum":1}',
+                              "recall-update", "-")
     assert.equal(3, status)
     assert.truthy(out:find("T1\tkeyId\t", 1, true), out)
     assert.truthy(out:find("T4\trecallType\t", 1, true), out)
@@ -128,7 +131,8 @@ describe("bin/itnio", function()
   end)
 
   it("exits 1 with one line for a refusal of the API", function()
-    local out, status = itnio({ ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = "wrong", ITNIO_BASE_URL = sb.http_url },
+    local out, status = itnio({ ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = "wrong",
+                                ITNIO_BASE_URL = sb.http_url },
                               TASK, "recall-update", "-")
     assert.equal(1, status)
     assert.truthy(out:find("^itnio: AuthError: "), out)
@@ -193,7 +197,8 @@ describe("bin/itnio", function()
   end)
 
   it("exits 4 with kind and reason as JSON when nothing answers", function()
-    local out, status = itnio({ ITNIO_API_KEY = "k", ITNIO_API_SECRET = "s", ITNIO_BASE_URL = "http://127.0.0.1:9" },
+    local out, status = itnio({ ITNIO_API_KEY = "k", ITNIO_API_SECRET = "s",
+                                ITNIO_BASE_URL = "http://127.0.0.1:9" },
                               TASK, "recall-update", "-", "--json")
     assert.equal(4, status)
     expect_fields({ kind = "TransportError", code = 7, retryable = true, attempts = 3, reason = "connect",
@@ -230,7 +235,8 @@ describe("bin/itnio", function()
   -- read no further than 100 MiB (/dev/zero never ends), and nothing is sent.
   local bad_input = {
     { "an empty JSON array", "[]", "-", "itnio: the task is not a JSON object (an array)\n" },
-    { "a JSON array after white space", " \r\n\t[ ]", "-", "itnio: the task is not a JSON object (an array)\n" },
+    { "a JSON array after white space", " \r\n\t[ ]", "-",
+      "itnio: the task is not a JSON object (an array)\n" },
     { "a directory as the task file", nil, sandbox.root,
       "itnio: '" .. sandbox.root .. "' is a directory, not a task file\n" },
     { "a directory on standard input", { from = sandbox.root }, "-",

@@ -449,7 +449,8 @@ describe("the reused output buffer", function()
     -- cycles too long for finalizers to fall inside an encode.
     local lua = require("support.shell").quote(require("support.shell").lua)
     local paths = ("package.path = %q; package.cpath = %q"):format(package.path, package.cpath)
-    local cmd = lua .. " -e '" .. paths:gsub("'", "'\\''") .. "' spec/support/nested_encode.lua 2>&1; echo __rc=$?"
+    local cmd = lua .. " -e '" .. paths:gsub("'", "'\\''")
+      .. "' spec/support/nested_encode.lua 2>&1; echo __rc=$?"
     local p = assert(io.popen(cmd, "r"))
     local out = p:read("*a")
     p:close()

@@ -47,7 +47,8 @@ local function absolute(paths)
   for p in paths:gmatch("[^;]+") do out[#out + 1] = p:sub(1, 1) == "/" and p or (ROOT .. "/" .. p) end
   return table.concat(out, ";")
 end
-local LUA_PATHS = ("package.path = %q; package.cpath = %q"):format(absolute(package.path), absolute(package.cpath))
+local LUA_PATHS = ("package.path = %q; package.cpath = %q")
+  :format(absolute(package.path), absolute(package.cpath))
 
 -- A print that keeps its lines.
 local function printer()
@@ -126,7 +127,8 @@ describe("doc/client.md", function()
 
   it("lists the reasons a TransportError can give, as the transports give them", function()
     local page = docs.read(PAGE)
-    for reason in ("connect resolve timeout tls reset too_large protocol deadline phase cancelled closed other")
+    for reason in ("connect resolve timeout tls reset too_large protocol deadline phase cancelled "
+                   .. "closed other")
         :gmatch("%S+") do
       assert.truthy(page:find("`" .. reason .. "`", 1, true), reason)
       local where = shell.run("cd " .. q(ROOT) .. " && grep -rl -e '\"" .. reason .. "\"' csrc lua/itnio")
@@ -160,7 +162,8 @@ describe("doc/core.md", function()
     assert.equal(1, #run)
     local path = os.tmpname()
     shell.write(path, code)
-    local out, ok = shell.run("cd " .. q(ROOT) .. " && " .. docs.substitute(run[1], { { "example.lua", q(path) } }))
+    local out, ok = shell.run("cd " .. q(ROOT) .. " && "
+      .. docs.substitute(run[1], { { "example.lua", q(path) } }))
     os.remove(path)
     assert(ok, out)
     check((out:gsub("\n$", "")))
@@ -207,8 +210,10 @@ describe("doc/event-loops.md", function()
   it("runs a batch and prints the one task that broke a rule, by its index", function()
     local client = sb:client()
     local out, print = printer()
-    local tasks = { sandbox.task("one"), sandbox.task("two", { keyId = 0 }), sandbox.task("three", { keyId = 301 }) }
-    docs.chunk(batch, PAGE, setmetatable({ client = client, tasks = tasks, print = print }, { __index = _G }))()
+    local tasks = { sandbox.task("one"), sandbox.task("two", { keyId = 0 }),
+                    sandbox.task("three", { keyId = 301 }) }
+    docs.chunk(batch, PAGE, setmetatable({ client = client, tasks = tasks, print = print },
+                                         { __index = _G }))()
     client:close()
     assert.equal(1, #out)
     assert.truthy(out[1]:find("^2\tValidationError: "), out[1])
@@ -222,12 +227,14 @@ describe("doc/event-loops.md", function()
     local port, tls_port = sandbox.free_ports()
     local dir = workdir()
     local script = docs.substitute(loops, {
-      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb") .. " --port " .. port
+      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb")
+        .. " --port " .. port
         .. " --tls-port " .. tls_port },
       { "bin/itnio-sandbox stop", "bin/itnio-sandbox stop --prefix " .. q(dir .. "/sb") },
       { "http://127.0.0.1:18080", "http://127.0.0.1:" .. port },
     })
-    local out, ok = shell.run("cd " .. q(ROOT) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec " .. q(script))
+    local out, ok = shell.run("cd " .. q(ROOT) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
+      .. q(script))
     remove(dir)
     assert(ok, out)
     assert.truthy(out:find("\nupdates 24\nok 24\nfailed 0\n", 1, true), out)
@@ -281,14 +288,16 @@ describe("doc/command-line.md", function()
   end)
 
   it_once("prints the error it shows, as one JSON object, for a wrong secret, and exits 1", function()
-    local out = shell.run("cd " .. q(dir) .. " && " .. commands("wrong")[2] .. " 2>/dev/null; echo \"exit=$?\"")
+    local out = shell.run("cd " .. q(dir) .. " && " .. commands("wrong")[2]
+      .. " 2>/dev/null; echo \"exit=$?\"")
     local json, status = out:match("^(.-)exit=(%d+)%s*$")
     assert.equal("1", status, out)
     assert.same(cjson.decode(err_json), cjson.decode(json))
   end)
 
   local signals = cov:claim(PAGE, "## Signals", "sh")
-  it_once("runs a campaign with setsid, safe from a Ctrl-C to its shell's group; SIGTERM stops it #timing", function()
+  it_once("runs a campaign with setsid, safe from a Ctrl-C to its shell's group; "
+    .. "SIGTERM stops it #timing", function()
     local start, stop = docs.commands(signals)[1], docs.commands(signals)[2]
     assert.equal(2, #docs.commands(signals))
     local lines = {}
@@ -305,7 +314,8 @@ describe("doc/command-line.md", function()
       end
       local script = "trap '' INT\n" .. start_line .. "\nchild=$!\n"
         .. "while [ ! -s campaign.pid ]; do sleep 0.05; done\nsleep 0.5\nkill -INT 0\n"
-        .. "i=0; while kill -0 \"$(cat campaign.pid)\" 2>/dev/null && [ $i -lt 15 ]; do sleep 0.1; i=$((i+1)); done\n"
+        .. "i=0; while kill -0 \"$(cat campaign.pid)\" 2>/dev/null && [ $i -lt 15 ];"
+        .. " do sleep 0.1; i=$((i+1)); done\n"
         .. "kill -0 \"$(cat campaign.pid)\" 2>/dev/null && " .. stop .. "\n"
         .. "wait $child; echo \"exit=$?\"\n"
       shell.write(dir .. "/run.sh", script)
@@ -373,7 +383,8 @@ describe("doc/campaigns.md", function()
   local results = cov:claim(PAGE, "# Campaigns", "json")
   it_once("writes the result lines it shows, for a task and a line that is not one", function()
     shell.write(dir .. "/mixed.jsonl", TASK .. "\n\n[1]\n")
-    local out = shell.run("cd " .. q(dir) .. " && env " .. account(sb) .. " bin/itnio recall-update --batch mixed.jsonl 2>/dev/null")
+    local out = shell.run("cd " .. q(dir) .. " && env " .. account(sb)
+      .. " bin/itnio recall-update --batch mixed.jsonl 2>/dev/null")
     assert.same(line_set(results), line_set(out))
   end)
 
@@ -408,15 +419,18 @@ describe("doc/openresty.md", function()
     if shell.run("id -u"):match("^0%s*$") then conf = "user root root;\n" .. conf end
     shell.write(dir .. "/examples/openresty/nginx.conf", conf)
     local script = docs.substitute(block, {
-      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb") .. " --port " .. port
+      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb")
+        .. " --port " .. port
         .. " --tls-port " .. tls_port },
       { "bin/itnio-sandbox stop", "bin/itnio-sandbox stop --prefix " .. q(dir .. "/sb") },
       { "http://127.0.0.1:18080", "http://127.0.0.1:" .. port },
       { "http://127.0.0.1:8080/", "http://127.0.0.1:" .. example_port .. "/" },
     })
-    local out, ok = shell.run("cd " .. q(dir) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec " .. q(script))
+    local out, ok = shell.run("cd " .. q(dir) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
+      .. q(script))
     local log = shell.read(dir .. "/examples/openresty/logs/error.log") or ""
-    shell.run("cd " .. q(dir) .. " && nginx -p \"$PWD/examples/openresty\" -c nginx.conf -e logs/error.log -s stop; "
+    shell.run("cd " .. q(dir) .. " && nginx -p \"$PWD/examples/openresty\" -c nginx.conf -e logs/error.log"
+      .. " -s stop; "
       .. "bin/itnio-sandbox stop --prefix " .. q(dir .. "/sb"))
     remove(dir)
     assert(ok, out .. log)
@@ -426,7 +440,8 @@ describe("doc/openresty.md", function()
   end)
 
   it("says the HTTP status the OpenResty handler answers for each error", function()
-    local map = assert(read("examples/openresty/handler.lua"):match("local STATUS = (%b{})"), "handler.lua has no STATUS table")
+    local map = assert(read("examples/openresty/handler.lua"):match("local STATUS = (%b{})"),
+                       "handler.lua has no STATUS table")
     local para = docs.section(PAGE, "## The example")
     local said = 0
     for kind, status in map:gmatch("(%w+Error) = (%d+)") do
@@ -434,7 +449,8 @@ describe("doc/openresty.md", function()
       local at = assert(para:find(status, 1, true), "the page does not say the status " .. status)
       local clause = para:sub(at, (para:find("%d%d%d", at + 3) or #para))
       if status ~= "502" then
-        assert(clause:find(kind, 1, true), "the page's " .. status .. " does not name " .. kind .. ": " .. clause)
+        assert(clause:find(kind, 1, true),
+               "the page's " .. status .. " does not name " .. kind .. ": " .. clause)
       end
       said = said + 1
     end
@@ -455,7 +471,8 @@ describe("doc/embedding.md", function()
     assert(io.open(ROOT .. "/embed/threads.supp", "rb")):close()
   end)
   it("builds with make static and a cc command that names files that exist; make embed runs them", function()
-    assert.truthy(read("spec/embed/host.lua"):find('docs.block("doc/embedding.md", "# Embedding in a C host", "sh")', 1, true))
+    assert.truthy(read("spec/embed/host.lua")
+      :find('docs.block("doc/embedding.md", "# Embedding in a C host", "sh")', 1, true))
     assert.truthy(read("Makefile"):find("\nembed: build/embed/host build/embed/host-tsan\n", 1, true))
     assert.truthy(read("Makefile"):find(" spec/embed/host.lua\n", 1, true))
     local cmds = docs.commands(build)
@@ -465,7 +482,8 @@ describe("doc/embedding.md", function()
     for file in cmds[2]:gmatch("(%S+%.[ca])%f[%s]") do
       if not file:find("^build/") then
         seen = seen + 1
-        assert(io.open(ROOT .. "/" .. file, "rb"), "the page compiles " .. file .. ", which does not exist"):close()
+        assert(io.open(ROOT .. "/" .. file, "rb"),
+               "the page compiles " .. file .. ", which does not exist"):close()
       end
     end
     assert.equal(1, seen)
@@ -473,7 +491,8 @@ describe("doc/embedding.md", function()
   end)
 
   local c = cov:claim(PAGE, "# Embedding in a C host", "c")
-  it("shows the lines of examples/embed/host.c (make embed runs it) that put the module in a state", function()
+  it("shows the lines of examples/embed/host.c (make embed runs it) "
+    .. "that put the module in a state", function()
     local host = read("examples/embed/host.c")
     local n = 0
     for line in c:gmatch("[^\n]+") do
@@ -507,11 +526,13 @@ describe("doc/testing.md", function()
   end)
 
   local sandbox_block = cov:claim(PAGE, "## The sandbox", "sh")
-  it_once("starts the sandbox, reads a task, queues a fault, and stops it, with the commands it gives", function()
+  it_once("starts the sandbox, reads a task, queues a fault, and stops it, "
+    .. "with the commands it gives", function()
     local port, tls_port = sandbox.free_ports()
     local dir = workdir()
     local script = docs.substitute(sandbox_block, {
-      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb") .. " --port " .. port
+      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb")
+        .. " --port " .. port
         .. " --tls-port " .. tls_port },
       { "bin/itnio-sandbox status", "bin/itnio-sandbox status --prefix " .. q(dir .. "/sb") },
       { "bin/itnio-sandbox stop", "bin/itnio-sandbox stop --prefix " .. q(dir .. "/sb") },
@@ -548,7 +569,8 @@ describe("doc/performance.md", function()
   end
 
   local function generate(results)
-    local p = assert(io.popen("lua5.4 " .. q(ROOT .. "/tools/bench-readme") .. " --print " .. q(results) .. " 2>&1"))
+    local p = assert(io.popen("lua5.4 " .. q(ROOT .. "/tools/bench-readme") .. " --print "
+      .. q(results) .. " 2>&1"))
     local out = p:read("*a")
     p:close()
     return out
@@ -572,7 +594,8 @@ describe("doc/performance.md", function()
     for l in (b .. "\n"):gmatch("([^\n]*)\n") do lb[#lb + 1] = l end
     for i = 1, math.max(#la, #lb) do
       if la[i] ~= lb[i] then
-        return ("line %d of the block:\n  page:      %s\n  generated: %s"):format(i, la[i] or "(none)", lb[i] or "(none)")
+        return ("line %d of the block:\n  page:      %s\n  generated: %s")
+          :format(i, la[i] or "(none)", lb[i] or "(none)")
       end
     end
     return "(the same lines)"
@@ -590,7 +613,8 @@ describe("doc/performance.md", function()
     local text, block = page()
     assert.is_truthy(block, PAGE .. " has no " .. BEGIN .. " ... " .. END .. " block")
     local readme = read("README.md")
-    assert.same({ 1, 1, 0, 0 }, { count(text, BEGIN), count(text, END), count(readme, BEGIN), count(readme, END) })
+    assert.same({ 1, 1, 0, 0 }, { count(text, BEGIN), count(text, END), count(readme, BEGIN),
+                                  count(readme, END) })
   end)
 
   it("has the table tools/bench-readme makes of bench/results.tsv", function()
@@ -608,7 +632,8 @@ describe("doc/performance.md", function()
   it("shows every row of the results, in order, and a new row with no change to the generator", function()
     local path = os.tmpname()
     shell.write(path, read("bench/results.tsv")
-      .. "row\tnew.floor\tthe transport alone, no validation\t123.4\treq/s\ta C loop\t567.8\t0.22\t0.20..0.25\n")
+      .. "row\tnew.floor\tthe transport alone, no validation\t123.4\treq/s"
+      .. "\ta C loop\t567.8\t0.22\t0.20..0.25\n")
     local out = generate(path)
     os.remove(path)
     local table_lines = {}
@@ -621,7 +646,8 @@ describe("doc/performance.md", function()
       local start = "| " .. r.what:gsub("|", "\\|") .. " | " .. r.ours
       assert(table_lines[i + 1]:find(start, 1, true) == 1, ("row %s: %s"):format(r.id, table_lines[i + 1]))
     end
-    assert.equal("| the transport alone, no validation | 123.4 req/s | a C loop: 567.8 req/s | 0.22 (0.20..0.25) |",
+    assert.equal("| the transport alone, no validation | 123.4 req/s | a C loop: 567.8 req/s "
+        .. "| 0.22 (0.20..0.25) |",
       table_lines[#table_lines])
   end)
 
@@ -629,11 +655,13 @@ describe("doc/performance.md", function()
     local _, block, prose = page()
     assert(block, PAGE .. " has no generated block")
     for _, r in ipairs(rows(ROOT .. "/bench/results.tsv")) do
-      for _, v in ipairs({ r.ours, r.peer_value, r.ratio, (r.range:match("^(.-)%.%.")), (r.range:match("%.%.(.*)$")) }) do
+      for _, v in ipairs({ r.ours, r.peer_value, r.ratio, (r.range:match("^(.-)%.%.")),
+                           (r.range:match("%.%.(.*)$")) }) do
         -- Figures only: small integers ("1 worker", "Debian 12") are not the table's.
         if v and (v:find("%.") or #v >= 3) then
           local at = prose:find("%f[%w.]" .. v:gsub("%p", "%%%0") .. "%f[^%w.]")
-          assert(not at, ("the prose of %s cites %s (row %s): refer to the table instead"):format(PAGE, v, r.id))
+          assert(not at,
+                 ("the prose of %s cites %s (row %s): refer to the table instead"):format(PAGE, v, r.id))
         end
       end
     end

@@ -65,6 +65,7 @@ describe("itnio.errors", function()
     assert.is_nil(s:find("N6", 1, true))
     assert.truthy(s:find("and 3 more (list cut at 100)", 1, true))
     assert.equal("ValidationError: the task breaks 1 rule: T1 keyId is required (0 attempts)",
-                 tostring(errors.validation({ { rule = "T1", field = "keyId", message = "keyId is required" } })))
+                 tostring(errors.validation({ { rule = "T1", field = "keyId",
+                                                message = "keyId is required" } })))
   end)
 end)

@@ -65,7 +65,9 @@ describe("a fleet of 4 nginx workers with a shared_dict", function()
     local N, PER = 4, 50
     local url = srv.url .. "/fleet/update?" .. query(args{ rate = 100, n = PER })
     local cmd = {}
-    for i = 1, N do cmd[i] = "curl -s " .. shell.quote(url) .. " > " .. shell.quote(srv.prefix .. "/rate" .. i) .. " &" end
+    for i = 1, N do
+      cmd[i] = "curl -s " .. shell.quote(url) .. " > " .. shell.quote(srv.prefix .. "/rate" .. i) .. " &"
+    end
     local t0 = require("itnio.core").now()
     assert(select(2, shell.run(table.concat(cmd, " ") .. " wait")))
     local took = require("itnio.core").now() - t0
@@ -82,7 +84,8 @@ describe("a fleet of 4 nginx workers with a shared_dict", function()
     assert.is_true(distinct >= 2, "all four requests landed on one worker")
     local ideal = (N * PER - 1) / 100
     assert.is_true(took >= ideal * 0.9 and took <= ideal * 1.1 + 0.5,
-                   ("%d calls at 100 a second over %d workers took %.2f s (ideal %.2f)"):format(N * PER, distinct, took, ideal))
+                   ("%d calls at 100 a second over %d workers took %.2f s (ideal %.2f)")
+                     :format(N * PER, distinct, took, ideal))
     assert.equal(N * PER, sb:stats().accepted)
   end)
 

@@ -133,9 +133,11 @@ describe("jobs", function()
     local script = table.concat({
       "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path",
       "package.cpath = '" .. hostile.core_cpath() .. ";' .. package.cpath",
-      "local c = assert(require('itnio').new{ api_key = 'k', api_secret = 's', base_url = '" .. sb.http_url .. "' })",
+      "local c = assert(require('itnio').new{ api_key = 'k', api_secret = 's', base_url = '"
+        .. sb.http_url .. "' })",
       "local task = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }",
-      "for i = 1, 3 do assert(c:start_recall_update(task, { on_done = function() error('cb' .. i) end })) end",
+      "for i = 1, 3 do"
+        .. " assert(c:start_recall_update(task, { on_done = function() error('cb' .. i) end })) end",
       "while c:poll(0.05) > 0 do end",
       "print('polled to the end')",
     }, "\n")
@@ -156,7 +158,8 @@ describe("jobs", function()
     { "HttpError 500 retried", { count = 6, kind = "status", status = 500 }, { max_retries = 1 } },
     { "503 then success", { count = 1, kind = "status", status = 503 }, { max_retries = 2 } },
     { "DecodeError", { count = 2, kind = "answer", status = 200, body = "<html/>" }, {} },
-    { "ApiError", { count = 2, kind = "answer", status = 200, body = '{"code":-99,"msg":"quota gone"}' }, {} },
+    { "ApiError", { count = 2, kind = "answer", status = 200,
+                    body = '{"code":-99,"msg":"quota gone"}' }, {} },
     { "reset, not retried", { count = 2, kind = "reset" }, { max_retries = 0 } },
     { "connect refused", nil, { base_url = "http://127.0.0.1:9", max_retries = 1 } },
   }

@@ -68,14 +68,16 @@ describe("itnio.new{ rate, burst }", function()
     return itnio.new(o)
   end
 
-  it("is a ConfigError for a rate not above 0, a burst not a whole number from 1, or a burst alone", function()
+  it("is a ConfigError for a rate not above 0, a burst not a whole number from 1, "
+    .. "or a burst alone", function()
     for _, bad in ipairs{ { rate = 0 }, { rate = -2 }, { rate = "10" }, { rate = 0 / 0 }, { rate = true },
                           { rate = 5, burst = 0 }, { rate = 5, burst = 2.5 }, { rate = 5, burst = "3" },
                           { burst = 3 } } do
       local c, err = new(bad)
       assert.is_nil(c)
       assert.is_true(errors.is(err, errors.ConfigError))
-      assert.matches(bad.rate == nil and "burst needs a rate" or (bad.burst and "burst" or "rate"), err.message)
+      assert.matches(bad.rate == nil and "burst needs a rate" or (bad.burst and "burst" or "rate"),
+                     err.message)
     end
     assert.truthy(new{ rate = 0.5 })
     assert.truthy(new{ rate = 100, burst = 10 })
@@ -88,7 +90,8 @@ describe("the rate limit against the sandbox", function()
   teardown(function() if sb then sb:stop() end end)
   before_each(function() sb:reset() end)
 
-  it("paces blocking calls: ten at 20 a second take at least 0.45 s; waited says how long each waited #timing", function()
+  it("paces blocking calls: ten at 20 a second take at least 0.45 s; "
+    .. "waited says how long each waited #timing", function()
     local c = sb:client{ rate = 20 }
     local t0, total = core.now(), 0
     for i = 1, 10 do

@@ -33,14 +33,16 @@ describe("the ngx transport's HTTP reader", function()
   end
 
   local good = {
-    { "Content-Length", http("HTTP/1.1 200 OK\nContent-Length: " .. #OK_BODY .. "\nContent-Type: application/json\n", OK_BODY) },
+    { "Content-Length", http("HTTP/1.1 200 OK\nContent-Length: " .. #OK_BODY
+        .. "\nContent-Type: application/json\n", OK_BODY) },
     { "chunked", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", "5\r\n" .. OK_BODY:sub(1, 5) .. "\r\n"
         .. string.format("%x", #OK_BODY - 5) .. "\r\n" .. OK_BODY:sub(6) .. "\r\n0\r\n\r\n") },
     { "chunked with an extension and a trailer", http("HTTP/1.1 200 OK\nTransfer-Encoding: Chunked\n",
         string.format("%x;name=v", #OK_BODY) .. "\r\n" .. OK_BODY .. "\r\n0\r\nX-Trailer: 1\r\n\r\n") },
     { "a body that runs to the close", http("HTTP/1.1 200 OK\nConnection: close\n", OK_BODY) },
     { "HTTP/1.0", http("HTTP/1.0 200 OK\nContent-Length: " .. #OK_BODY .. "\n", OK_BODY) },
-    { "folded case and spaces in headers", http("HTTP/1.1 200 OK\ncOnTeNt-LeNgTh:   " .. #OK_BODY .. "  \n", OK_BODY) },
+    { "folded case and spaces in headers", http("HTTP/1.1 200 OK\ncOnTeNt-LeNgTh:   " .. #OK_BODY .. "  \n",
+        OK_BODY) },
   }
   for _, row in ipairs(good) do
     it("reads an answer with " .. row[1], function()
@@ -54,17 +56,24 @@ describe("the ngx transport's HTTP reader", function()
     { "a status line without a code", http("HTTP/1.1 OK\nContent-Length: 2\n", "{}"), "protocol" },
     { "not HTTP at all", "SSH-2.0-OpenSSH_9.2\r\n", "protocol" },
     { "a header line without a colon", http("HTTP/1.1 200 OK\nContent-Length 2\n", "{}"), "protocol" },
-    { "a header line of 9 KiB", http("HTTP/1.1 200 OK\nX-Big: " .. string.rep("a", 9000) .. "\nContent-Length: 2\n", "{}"), "protocol" },
-    { "headers of more than 64 KiB", http("HTTP/1.1 200 OK\n" .. string.rep("X-Many: " .. string.rep("b", 4000) .. "\n", 17)
+    { "a header line of 9 KiB", http("HTTP/1.1 200 OK\nX-Big: " .. string.rep("a", 9000)
+        .. "\nContent-Length: 2\n", "{}"), "protocol" },
+    { "headers of more than 64 KiB", http("HTTP/1.1 200 OK\n"
+        .. string.rep("X-Many: " .. string.rep("b", 4000) .. "\n", 17)
         .. "Content-Length: 2\n", "{}"), "protocol" },
-    { "a Content-Length over max_body", http("HTTP/1.1 200 OK\nContent-Length: 5000\n", string.rep("z", 5000)), "too_large" },
+    { "a Content-Length over max_body", http("HTTP/1.1 200 OK\nContent-Length: 5000\n",
+        string.rep("z", 5000)), "too_large" },
     { "chunks adding up over max_body", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
         string.rep("800\r\n" .. string.rep("c", 2048) .. "\r\n", 3) .. "0\r\n\r\n"), "too_large" },
     { "a close-delimited body over max_body", http("HTTP/1.1 200 OK\n", string.rep("d", 6000)), "too_large" },
-    { "a malformed chunk size", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", "zz\r\nabc\r\n0\r\n\r\n"), "protocol" },
-    { "a chunk without its CRLF", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", "2\r\n{}XX0\r\n\r\n"), "protocol" },
-    { "a chunk size line of 100 bytes", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", string.rep("0", 100) .. "2\r\n{}\r\n0\r\n\r\n"), "protocol" },
-    { "an unsupported transfer coding", http("HTTP/1.1 200 OK\nTransfer-Encoding: gzip\n", "xx"), "protocol" },
+    { "a malformed chunk size", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
+        "zz\r\nabc\r\n0\r\n\r\n"), "protocol" },
+    { "a chunk without its CRLF", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
+        "2\r\n{}XX0\r\n\r\n"), "protocol" },
+    { "a chunk size line of 100 bytes", http("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
+        string.rep("0", 100) .. "2\r\n{}\r\n0\r\n\r\n"), "protocol" },
+    { "an unsupported transfer coding", http("HTTP/1.1 200 OK\nTransfer-Encoding: gzip\n",
+        "xx"), "protocol" },
     { "a negative Content-Length", http("HTTP/1.1 200 OK\nContent-Length: -5\n", "{}"), "protocol" },
     { "a body cut short", http("HTTP/1.1 200 OK\nContent-Length: 100\n", "{\"code\":0"), "reset" },
     { "no answer at all", "", "reset" },

@@ -88,7 +88,8 @@ describe("the ngx transport inside nginx", function()
   end)
 
   it("refuses a phase without cosockets with an error that says where to move the call", function()
-    local status, body, headers = srv:get("/phase?" .. query{ base = sb.http_url, key = sb.api_key, secret = sb.api_secret })
+    local status, body, headers = srv:get("/phase?" .. query{ base = sb.http_url, key = sb.api_key,
+                                                              secret = sb.api_secret })
     assert.equal(200, status)
     assert.equal("body\n", body)
     local result = headers["x-itnio-result"]
@@ -100,7 +101,8 @@ describe("the ngx transport inside nginx", function()
 
   it("checks the phase on every call: a client chosen in content is refused in a filter", function()
     assert.is_true(call("shared").ok)
-    local _, _, headers = srv:get("/phase?shared=1&" .. query{ base = sb.http_url, key = sb.api_key, secret = sb.api_secret })
+    local _, _, headers = srv:get("/phase?shared=1&" .. query{ base = sb.http_url, key = sb.api_key,
+                                                               secret = sb.api_secret })
     assert.truthy(headers["x-itnio-result"]:find("^TransportError|phase|"), headers["x-itnio-result"])
     assert.equal(1, sb:stats().requests)
   end)
@@ -180,7 +182,8 @@ describe("the ngx transport inside nginx", function()
   end)
 
   describe("a rate limit (rate, burst)", function()
-    it("paces calls with ngx.sleep: five at 10 a second take at least 0.4 s; waited is kept #timing", function()
+    it("paces calls with ngx.sleep: five at 10 a second take at least 0.4 s; "
+      .. "waited is kept #timing", function()
       local r = call("several", { n = 5, rate = 10, took = 1 })
       assert.is_true(r.took >= 0.4 * 0.98, "took " .. r.took)
       local waited = 0

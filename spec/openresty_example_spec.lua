@@ -71,7 +71,8 @@ describe("examples/openresty", function()
   end)
 
   it("answers 422 with the broken rules for an invalid task, sending nothing", function()
-    local status, body = example:get("/recall-task", "POST", '{"keyId":0}', { ["Content-Type"] = "application/json" })
+    local status, body = example:get("/recall-task", "POST", '{"keyId":0}',
+                                     { ["Content-Type"] = "application/json" })
     assert.equal(422, status)
     local r = cjson.decode(body)
     assert.equal("ValidationError", r.error.kind)
@@ -82,7 +83,8 @@ describe("examples/openresty", function()
   it("updates a task with a 5 MB baseFile (a body nginx spools to a file)", function()
     local base64 = string.rep("QUJD", 5 * 1024 * 1024 / 4)
     local big = cjson.encode{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
-      nodeList = { { source = 2, uploadName = "big-greeting.wav", baseFile = base64, hangUpSms = 0, toSeat = 0 } } }
+      nodeList = { { source = 2, uploadName = "big-greeting.wav", baseFile = base64, hangUpSms = 0,
+                     toSeat = 0 } } }
     assert.is_true(#big > 5 * 1024 * 1024)
     local status, body = example:get("/recall-task", "POST", big, { ["Content-Type"] = "application/json" })
     assert.equal(200, status, body)
@@ -114,10 +116,13 @@ describe("examples/openresty", function()
 
   it("counts every call on /metrics, by outcome, with a duration histogram (Prometheus text)", function()
     local before = scrape()
-    local function post(body) return example:get("/recall-task", "POST", body, { ["Content-Type"] = "application/json" }) end
+    local function post(body)
+      return example:get("/recall-task", "POST", body, { ["Content-Type"] = "application/json" })
+    end
     for _ = 1, 3 do assert.equal(200, (post(TASK))) end
     assert.equal(422, (post('{"keyId":300,"recallType":0,"recallInterval":1,"recallNum":1,'
-      .. '"nodeList":[{"source":1,"voiceFileId":"x.wav","hangUpSms":0,"toSeat":0}]}')))   -- -22: 300 is Running
+      .. '"nodeList":[{"source":1,"voiceFileId":"x.wav",'
+      .. '"hangUpSms":0,"toSeat":0}]}')))   -- -22: 300 is Running
     assert.equal(422, (post('{"keyId":0}')))   -- breaks rules: counted, nothing sent
     sb:fault{ kind = "status", status = 500, count = 3 }
     assert.equal(502, (post(TASK)))            -- three attempts, then HttpError

@@ -56,14 +56,16 @@ describe("README's install", function()
     local rock = read("spec/rock/install.lua")
     assert.truthy(rock:find('docs.commands(docs.block("README.md", "## Installing", "sh"))', 1, true))
     assert.truthy(rock:find('docs.commands(docs.block("README.md", "## Installing", "sh", 2))', 1, true))
-    assert.truthy(read("Makefile"):find("\nrock:\n\t$(call busted,lua5.4,build/lua5.4) spec/rock/install.lua\n", 1, true))
+    assert.truthy(read("Makefile"):find("\nrock:\n\t$(call busted,lua5.4,build/lua5.4)"
+      .. " spec/rock/install.lua\n", 1, true))
     assert.truthy(read("tools/check"):find(' embed rock"}', 1, true))
   end)
 
   it("installs each of the three rockspecs for Lua 5.4, the client first, and the client for 5.1", function()
     local got = {}
     for _, c in ipairs(docs.commands(install)) do
-      local v, spec = c:match("^luarocks %-%-lua%-version (5%.[14]) make %-%-deps%-mode=none (rockspec/%S+%.rockspec)$")
+      local v, spec = c:match("^luarocks %-%-lua%-version (5%.[14]) make %-%-deps%-mode=none "
+        .. "(rockspec/%S+%.rockspec)$")
       assert(v, "not a luarocks make of a rockspec: " .. c)
       assert(io.open(ROOT .. "/" .. spec, "rb"), spec .. " does not exist"):close()
       got[#got + 1] = v .. " " .. spec
@@ -127,7 +129,8 @@ describe("README's client in fifteen lines", function()
     assert.equal("updated after 1 attempt(s)\n", out)
   end)
 
-  it("is right about options: a near miss is a ConfigError naming the option, and they live in client.config", function()
+  it("is right about options: a near miss is a ConfigError naming the option, "
+    .. "and they live in client.config", function()
     local itnio = require "itnio"
     local none, err = itnio.new{ api_key = "k", api_secret = "s", timout = 3 }
     assert.is_nil(none)
@@ -136,7 +139,8 @@ describe("README's client in fifteen lines", function()
     local client = assert(itnio.new{ api_key = "k", api_secret = "s" })
     assert.equal(10, client.config.timeout)
     assert.is_nil(rawget(client, "timeout"))
-    assert.truthy(docs.section(README, "## The client in fifteen lines"):find("`client.config.timeout`", 1, true))
+    assert.truthy(docs.section(README, "## The client in fifteen lines")
+      :find("`client.config.timeout`", 1, true))
   end)
 end)
 

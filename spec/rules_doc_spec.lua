@@ -67,14 +67,16 @@ describe("doc/rules.md", function()
       local body, errs = core.encode("recall_update", task)
       assert.is_nil(body, "the example did not break any rule")
       for _, e in ipairs(errs) do
-        assert.equal(r.id, e.rule, "the example also broke " .. e.rule .. " (" .. e.field .. ": " .. e.message .. ")")
+        assert.equal(r.id, e.rule,
+                     "the example also broke " .. e.rule .. " (" .. e.field .. ": " .. e.message .. ")")
       end
     end)
   end
 
   it("is where README sends a reader, and nothing in the repository points outside it", function()
     assert.truthy(read("README.md"):find("(doc/rules.md)", 1, true), "README does not link doc/rules.md")
-    local out = sandbox.run("cd " .. sandbox.shell_quote(ROOT) .. " && git grep -n -I -e '\\.\\./shared' -e 'spec/API\\.md' -e 'vendor-doc-' -e 'DESIGN\\.md' "
+    local out = sandbox.run("cd " .. sandbox.shell_quote(ROOT)
+      .. " && git grep -n -I -e '\\.\\./shared' -e 'spec/API\\.md' -e 'vendor-doc-' -e 'DESIGN\\.md' "
       .. "-e 'STYLE\\.md' -- . ':!spec/rules_doc_spec.lua' || true")
     assert.equal("", (out:gsub("%s+$", "")), "paths that lead outside the repository:\n" .. out)
   end)

@@ -172,7 +172,8 @@ describe("the sandbox", function()
       assert.is_truthy(io.open(sb.prefix .. "/tls/server.key"))
     end)
 
-    it("writes its nginx.conf from the one template, every placeholder filled, a route per endpoint", function()
+    it("writes its nginx.conf from the one template, every placeholder filled, "
+      .. "a route per endpoint", function()
       local f = assert(io.open(sb.prefix .. "/conf/nginx.conf", "rb"))
       local conf = f:read("*a")
       f:close()
@@ -181,7 +182,8 @@ describe("the sandbox", function()
       assert.is_nil(left, "a placeholder left: " .. tostring(left))
       for _, e in ipairs(require("itnio.core").endpoints()) do
         assert.truthy(conf:find("location = " .. e.path .. " {", 1, true), e.path)
-        assert.truthy(conf:find('require("itnio.testing.internal.handler").serve("' .. e.name .. '")', 1, true), e.name)
+        assert.truthy(conf:find('require("itnio.testing.internal.handler").serve("' .. e.name .. '")',
+                                1, true), e.name)
       end
     end)
   end)
@@ -253,7 +255,8 @@ describe("the sandbox", function()
 
     it("answers -1 to the Sign of another Timestamp", function()
       local ts = os.time()
-      expect_code(update(sb, task(), signed(sb, ts, { Sign = core.sign(sb.api_key, sb.api_secret, ts - 1) })), -1)
+      expect_code(update(sb, task(),
+                         signed(sb, ts, { Sign = core.sign(sb.api_key, sb.api_secret, ts - 1) })), -1)
     end)
 
     it("answers -1 when a header is missing, naming it", function()
@@ -505,7 +508,8 @@ describe("the sandbox", function()
         assert.equal(400, status, q)
       end
       assert.equal(400, control_status(sb, "POST", "/sandbox/tasks", '{"from":1,"to":2}'))
-      assert.equal(400, control_status(sb, "POST", "/sandbox/tasks", '{"from":1.5,"to":2,"status":"Pending"}'))
+      assert.equal(400, control_status(sb, "POST", "/sandbox/tasks",
+                                       '{"from":1.5,"to":2,"status":"Pending"}'))
       assert.equal(405, control_status(sb, "DELETE", "/sandbox/tasks"))
     end)
   end)
@@ -516,7 +520,8 @@ describe("the sandbox", function()
       assert.is_true(math.abs(http_date(r.headers["date"]) - os.time()) <= 2)
     end)
 
-    it("follows --skew in Date and in the Timestamp check, holds with --hold-ms, closes idle keep-alive", function()
+    it("follows --skew in Date and in the Timestamp check, holds with --hold-ms, "
+      .. "closes idle keep-alive", function()
       local skew = 7200
       local ssb = sandbox.start { skew = skew, hold_ms = 300, keepalive_timeout = 1 }
       finally(function() ssb:stop() end)
@@ -576,7 +581,8 @@ describe("the sandbox", function()
     end)
 
     it("fails without the CA file", function()
-      assert.are.equal(60, exit_code("curl -sS --max-time 10 -o /dev/null " .. sb.https_url .. "/sandbox/stats"))
+      assert.are.equal(60, exit_code("curl -sS --max-time 10 -o /dev/null " .. sb.https_url
+        .. "/sandbox/stats"))
     end)
   end)
 

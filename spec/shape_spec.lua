@@ -6,7 +6,8 @@ local ROOT = shell.root
 
 -- The files git knows under these paths, one per line.
 local function files(...)
-  local out, ok = shell.run("cd " .. shell.quote(ROOT) .. " && git ls-files -- " .. table.concat({ ... }, " "))
+  local out, ok = shell.run("cd " .. shell.quote(ROOT) .. " && git ls-files -- "
+    .. table.concat({ ... }, " "))
   assert(ok, out)
   local list = {}
   for f in out:gmatch("[^\n]+") do list[#list + 1] = f end

@@ -17,7 +17,8 @@ local function double(over)
 end
 
 local function client(transport, over)
-  local o = { api_key = KEY, api_secret = SECRET, transport = transport, backoff_base = 0.01, backoff_cap = 0.02 }
+  local o = { api_key = KEY, api_secret = SECRET, transport = transport, backoff_base = 0.01,
+              backoff_cap = 0.02 }
   for k, v in pairs(over or {}) do o[k] = v end
   return assert(itnio.new(o))
 end
@@ -39,7 +40,8 @@ describe("itnio.testing.vendor", function()
     assert.equal(KEY, seen[1].headers["Api-Key"])
   end)
 
-  it("refuses a Running task (-22), an unknown one (-22), a wrong secret (-1), another address (-2)", function()
+  it("refuses a Running task (-22), an unknown one (-22), a wrong secret (-1), "
+    .. "another address (-2)", function()
     local t = double()
     local _, err = client(t):recall_update(sandbox.task("x", { keyId = 300 }))
     assert.equal("ParameterError", err.kind)
@@ -153,7 +155,8 @@ describe("the double and the sandbox", function()
       { "an array", headers(), "[1,2]" },
       { "a wrong Sign", headers{ Sign = string.rep("0", 32) }, body },
       { "no Api-Key", headers{ ["Api-Key"] = false }, body },
-      { "an old Timestamp", headers{ Timestamp = "1000", Sign = core.sign(sb.api_key, sb.api_secret, "1000") }, body },
+      { "an old Timestamp",
+        headers{ Timestamp = "1000", Sign = core.sign(sb.api_key, sb.api_secret, "1000") }, body },
       { "a wrong Content-Type", headers{ ["Content-Type"] = "text/plain" }, body },
     }
     for _, case in ipairs(cases) do

@@ -10,7 +10,8 @@ describe("the version", function()
   end)
 
   it("is set in one place of the Lua layer", function()
-    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && git grep -n -E '_VERSION *=[^=]' -- lua bin")
+    local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root)
+      .. " && git grep -n -E '_VERSION *=[^=]' -- lua bin")
     local lines = {}
     for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.equal(1, #lines, out)

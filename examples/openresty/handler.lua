@@ -106,11 +106,14 @@ function _M.metrics()
     if kind == "calls" then
       calls[#calls + 1] = ('itnio_calls_total{endpoint="%s",outcome="%s"} %d'):format(a, b, v)
     elseif kind == "bucket" then
-      hist[#hist + 1] = { a, tonumber(b) or math.huge, ('itnio_call_duration_seconds_bucket{endpoint="%s",le="%s"} %d'):format(a, b, v) }
+      hist[#hist + 1] = { a, tonumber(b) or math.huge,
+                          ('itnio_call_duration_seconds_bucket{endpoint="%s",le="%s"} %d'):format(a, b, v) }
     elseif kind == "sum" then
-      hist[#hist + 1] = { a, math.huge, ('itnio_call_duration_seconds_sum{endpoint="%s"} %.6f'):format(a, v), 1 }
+      hist[#hist + 1] = { a, math.huge,
+                          ('itnio_call_duration_seconds_sum{endpoint="%s"} %.6f'):format(a, v), 1 }
     elseif kind == "count" then
-      hist[#hist + 1] = { a, math.huge, ('itnio_call_duration_seconds_count{endpoint="%s"} %d'):format(a, v), 2 }
+      hist[#hist + 1] = { a, math.huge,
+                          ('itnio_call_duration_seconds_count{endpoint="%s"} %d'):format(a, v), 2 }
     end
   end
   table.sort(calls)
@@ -119,7 +122,8 @@ function _M.metrics()
     if x[2] ~= y[2] then return x[2] < y[2] end
     return (x[4] or 0) < (y[4] or 0)
   end)
-  local out = { "# HELP itnio_calls_total Calls to the ITNIO API by endpoint and outcome (ok or the error's class).",
+  local out = { "# HELP itnio_calls_total Calls to the ITNIO API by endpoint and outcome (ok or the "
+                  .. "error's class).",
                 "# TYPE itnio_calls_total counter" }
   for _, line in ipairs(calls) do out[#out + 1] = line end
   out[#out + 1] = "# HELP itnio_call_duration_seconds How long each call took, its retries included."

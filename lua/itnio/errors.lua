@@ -9,7 +9,8 @@
 -- open: nothing was sent; `retry_after` is the seconds left), InputError (a campaign's line
 -- that is no task: not a JSON object, or too long); each is a field of this module.
 -- @module itnio.errors
-local setmetatable, getmetatable, tostring, type, pairs, pcall = setmetatable, getmetatable, tostring, type, pairs, pcall
+local setmetatable, getmetatable, tostring, type, pairs, pcall =
+  setmetatable, getmetatable, tostring, type, pairs, pcall
 local concat = table.concat
 
 local _M = {}
@@ -52,7 +53,8 @@ end
 
 define("ConfigError",           { retryable = false, message = "bad client options" })
 define("ValidationError",       { retryable = false, message = "the task breaks the API's rules" })
-define("AuthError",             { retryable = false, code = -1,  message = "account authentication exception" })
+define("AuthError",             { retryable = false, code = -1,
+                                  message = "account authentication exception" })
 define("IpLimitError",          { retryable = false, code = -2,  message = "IP limit" })
 define("TimestampExpiredError", { retryable = false, code = -16, message = "timestamp expired" })
 define("SystemError",           { retryable = true,  code = -18, message = "system exception" })
@@ -120,7 +122,8 @@ function _M.validation(list, truncated, noun)
   local n = #list
   return _M.ValidationError.new{
     errors = list, truncated = truncated or nil, attempts = 0,
-    message = "the " .. (noun or "task") .. " breaks " .. n .. (truncated and "+" or "") .. (n == 1 and " rule: " or " rules: ")
+    message = "the " .. (noun or "task") .. " breaks " .. n .. (truncated and "+" or "")
+      .. (n == 1 and " rule: " or " rules: ")
       .. concat(parts, "; "),
   }
 end

@@ -80,7 +80,9 @@ local function upload_max(fn, opts)
   opts = check_opts(opts, UPLOAD_OPTS, fn, 3)
   local max = opts.max_bytes
   if max == nil then return _M.MAX_UPLOAD end
-  if not options.is_number(max, 0, math.huge, true) then bad(fn, 3, "max_bytes must be a whole number of bytes") end
+  if not options.is_number(max, 0, math.huge, true) then
+    bad(fn, 3, "max_bytes must be a whole number of bytes")
+  end
   return max
 end
 
@@ -103,8 +105,12 @@ end
 -- @treturn[2] string why: bytes pass the size limit
 -- @raise when name or bytes is not a string, or on a bad option
 function _M.upload_bytes(name, bytes, opts)
-  if type(name) ~= "string" then bad("recall.upload_bytes", 1, "name must be a string, got " .. type(name)) end
-  if type(bytes) ~= "string" then bad("recall.upload_bytes", 2, "bytes must be a string, got " .. type(bytes)) end
+  if type(name) ~= "string" then
+    bad("recall.upload_bytes", 1, "name must be a string, got " .. type(name))
+  end
+  if type(bytes) ~= "string" then
+    bad("recall.upload_bytes", 2, "bytes must be a string, got " .. type(bytes))
+  end
   local max = upload_max("recall.upload_bytes", opts)
   if #bytes > max then return nil, too_large(name, #bytes, max) end
   return _M.upload(name, base64(bytes))

@@ -57,7 +57,8 @@ describe("a C host with build/libitnio.a", function()
   it("builds and runs with the two commands doc/embedding.md gives", function()
     local script = docs.substitute(docs.block("doc/embedding.md", "# Embedding in a C host", "sh"),
       { { "-o host", "-o " .. q(dir .. "/host") } })
-    local built, ok = sandbox.run("cd " .. q(sandbox.root) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
+    local built, ok = sandbox.run("cd " .. q(sandbox.root)
+      .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
       .. q(script))
     assert(ok, built)
     local out, status = host(dir .. "/host")

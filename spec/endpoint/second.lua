@@ -32,7 +32,8 @@ describe("a second endpoint (make test-endpoint)", function()
     local f = assert(io.open(sandbox.root .. "/doc/architecture.md", "rb"))
     local doc = f:read("*a")
     f:close()
-    local list = assert(doc:match("What it then gets, with no other change.-\n\n(.-)\n\n"), "no list in the doc")
+    local list = assert(doc:match("What it then gets, with no other change.-\n\n(.-)\n\n"),
+                        "no list in the doc")
     local c, checked = sb:client(), 0
     local conf = assert(io.open(sb.prefix .. "/conf/nginx.conf", "rb")):read("*a")
     for item in list:gmatch("%- ([^\n]+)") do
@@ -104,7 +105,8 @@ describe("a second endpoint (make test-endpoint)", function()
     local so = package.searchpath("itnio.core", package.cpath)
     local preload = ("package.preload['itnio.core'] = package.loadlib(%q, 'luaopen_itnio_core')"):format(so)
     local function itnio(args, stdin)
-      return sandbox.run("cd " .. q(sandbox.root) .. " && printf '%s' " .. q(stdin or "") .. " | env ITNIO_API_KEY="
+      return sandbox.run("cd " .. q(sandbox.root) .. " && printf '%s' " .. q(stdin or "")
+        .. " | env ITNIO_API_KEY="
         .. q(sb.api_key) .. " ITNIO_API_SECRET=" .. q(sb.api_secret) .. " ITNIO_BASE_URL=" .. q(sb.http_url)
         .. " lua5.4 -e " .. q(preload) .. " bin/itnio " .. args)
     end

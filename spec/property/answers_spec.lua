@@ -23,7 +23,9 @@ local function client_for(gen, queue, log)
     api_key = "prop-key", api_secret = SECRET, max_retries = gen:int(0, 2),
     backoff_base = 0.001, backoff_cap = 0.002, max_retry_after = gen:pick{ 0, 0.01, 1 },
     deadline = gen:pick{ 0.05, 0.2, 1 },
-    logger = function(level, message, fields) log[#log + 1] = level .. " " .. message .. " " .. dump(fields) end,
+    logger = function(level, message, fields)
+      log[#log + 1] = level .. " " .. message .. " " .. dump(fields)
+    end,
     transport = function()
       local a = table.remove(queue, 1)
       if not a then return GOOD end
@@ -71,7 +73,8 @@ describe("property: whatever the server sends, a call returns", function()
     end
   end)
 
-  it(("the fast path agrees with the decision on %d generated bodies (seed %d)"):format(CASES, SEED + 2), function()
+  it(("the fast path agrees with the decision on %d generated bodies (seed %d)")
+    :format(CASES, SEED + 2), function()
     -- An answer that the core takes for a plain success (and hands over without its body) must
     -- be one the Lua decision takes for the same success, message and all.
     local gen = answers.new(SEED + 2, SECRET)

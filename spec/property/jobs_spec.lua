@@ -85,7 +85,9 @@ function World:transport()
   if k == 5 then return S503 end
   if k == 6 then return C18 end
   if k == 7 then return C22 end
-  if k == 8 then return nil, { kind = gen:pick{ "timeout", "reset", "connect" }, message = "failed", sent = gen:chance(2) } end
+  if k == 8 then
+    return nil, { kind = gen:pick{ "timeout", "reset", "connect" }, message = "failed", sent = gen:chance(2) }
+  end
   -- (from the host's main thread, or where pcall cannot yield, the yield is an error: a raise)
   if k == 9 and self.yields then return coroutine.yield("parked") end
   if k == 10 then error(gen:chance(2) and "transport raised" or hostile.unprintable()) end
@@ -117,12 +119,14 @@ function World:check(left)
       local now = res or err
       if self.outcome[i] == nil then self.outcome[i] = now end
       assert(self.outcome[i] == now, self.what .. ": job " .. i .. " changed its outcome")
-      assert((self.calls[i] or 0) <= 1, self.what .. ": on_done of job " .. i .. " ran " .. tostring(self.calls[i]) .. " times")
+      assert((self.calls[i] or 0) <= 1,
+             self.what .. ": on_done of job " .. i .. " ran " .. tostring(self.calls[i]) .. " times")
     else
       open = open + 1
     end
   end
-  assert(left == open, self.what .. ": poll says " .. tostring(left) .. " jobs run, " .. open .. " are not done")
+  assert(left == open,
+         self.what .. ": poll says " .. tostring(left) .. " jobs run, " .. open .. " are not done")
 end
 
 -- A poll by the host: from its main thread, or from a coroutine that the transport may park.
@@ -215,7 +219,8 @@ local function run_batch(gen, what, over)
   assert.equal(n, #results, what)
   for i = 1, n do
     local r = results[i]
-    assert(type(r) == "table" and (r.res ~= nil) ~= (r.err ~= nil), what .. ": result " .. i .. " is " .. dump(r))
+    assert(type(r) == "table" and (r.res ~= nil) ~= (r.err ~= nil),
+           what .. ": result " .. i .. " is " .. dump(r))
     assert((seen[i] or 0) <= 1, what .. ": on_done ran " .. tostring(seen[i]) .. " times for task " .. i)
     if not w.closed then assert.equal(1, seen[i] or 0, what .. ": on_done for task " .. i) end
   end
@@ -224,12 +229,14 @@ local function run_batch(gen, what, over)
 end
 
 describe("property: jobs and the batch hold whatever the caller's code does", function()
-  it(("jobs on a transport function, %d generated scenarios (seed %d)"):format(math.floor(CASES / 3), SEED), function()
+  it(("jobs on a transport function, %d generated scenarios (seed %d)")
+    :format(math.floor(CASES / 3), SEED), function()
     local gen = answers.new(SEED, SECRET)
     for i = 1, math.floor(CASES / 3) do run_jobs(gen, "jobs case " .. i) end
   end)
 
-  it(("batches on a transport function, %d generated scenarios (seed %d)"):format(math.floor(CASES / 3), SEED + 1), function()
+  it(("batches on a transport function, %d generated scenarios (seed %d)")
+    :format(math.floor(CASES / 3), SEED + 1), function()
     local gen = answers.new(SEED + 1, SECRET)
     for i = 1, math.floor(CASES / 3) do run_batch(gen, "batch case " .. i) end
   end)
@@ -241,7 +248,8 @@ describe("property: jobs and the batch on the multi handle hold whatever the cal
   teardown(function() if sb then sb:stop() end end)
 
   local N = math.max(10, math.floor(CASES / 60))
-  it(("%d generated scenarios against the sandbox, closes from loggers and callbacks (seed %d)"):format(N, SEED + 2), function()
+  it(("%d generated scenarios against the sandbox, closes from loggers and callbacks (seed %d)")
+    :format(N, SEED + 2), function()
     local gen = answers.new(SEED + 2, SECRET)
     for i = 1, N do
       sb:reset()
@@ -251,15 +259,22 @@ describe("property: jobs and the batch on the multi handle hold whatever the cal
       elseif k == 3 then sb:fault{ count = gen:int(1, 3), kind = "reset" }
       elseif k == 4 then sb:fault{ count = gen:int(1, 6), kind = "delay", ms = 30 } end
       -- the sandbox's own account: the secret is the sandbox's, and no answer echoes it
-      local over = { base_url = sb.http_url, api_key = sb.api_key, api_secret = sb.api_secret, transport = false }
-      if gen:chance(2) then run_jobs(gen, "multi jobs case " .. i, over) else run_batch(gen, "multi batch case " .. i, over) end
+      local over = { base_url = sb.http_url, api_key = sb.api_key, api_secret = sb.api_secret,
+                     transport = false }
+      if gen:chance(2) then
+        run_jobs(gen, "multi jobs case " .. i, over)
+      else
+        run_batch(gen, "multi batch case " .. i, over)
+      end
     end
   end)
 
   it("in a child Lua that runs out of file descriptors now and then", function()
     local lua = sandbox.shell_quote(require("support.shell").lua)
-    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(48) .. "timeout 60 "
-      .. lua .. " spec/support/fd_scenarios.lua " .. sandbox.shell_quote(sb.http_url) .. " " .. (SEED + 3) .. " 40 "
+    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && "
+      .. hostile.fd_limit(48) .. "timeout 60 "
+      .. lua .. " spec/support/fd_scenarios.lua " .. sandbox.shell_quote(sb.http_url)
+      .. " " .. (SEED + 3) .. " 40 "
       .. sandbox.shell_quote(hostile.core_cpath()))
     assert.is_true(ok, out)
     assert.truthy(out:find("40 scenarios held", 1, true), out)

@@ -10,7 +10,9 @@ local T = hostile.TASK
 describe("client:close() from inside poll", function()
   it("from the transport function: no other request goes out", function()
     local c
-    local t = hostile.transport({ function() c:close(); return { status = 503, headers = {}, body = "" } end })
+    local t = hostile.transport({ function()
+      c:close(); return { status = 503, headers = {}, body = "" }
+    end })
     c = hostile.client(t.fn, { max_retries = 2 })
     local jobs = {}
     for i = 1, 5 do jobs[i] = assert(c:start_recall_update(T)) end
@@ -30,7 +32,9 @@ describe("client:close() from inside poll", function()
 
   it("from the transport function of a blocking call: its retries do not go out", function()
     local c
-    local t = hostile.transport({ function() c:close(); return { status = 503, headers = {}, body = "" } end })
+    local t = hostile.transport({ function()
+      c:close(); return { status = 503, headers = {}, body = "" }
+    end })
     c = hostile.client(t.fn, { max_retries = 3 })
     local res, err = c:recall_update(T)
     assert.is_nil(res)
@@ -74,8 +78,12 @@ describe("client:close() from inside poll", function()
       local c = sb:client()
       local calls = 0
       local others = {}
-      for i = 1, 3 do others[i] = assert(c:start_recall_update(T, { on_done = function() calls = calls + 1 end })) end
-      local closer = assert(c:start_recall_update(T, { on_done = function() calls = calls + 1; c:close() end }))
+      for i = 1, 3 do
+        others[i] = assert(c:start_recall_update(T, { on_done = function() calls = calls + 1 end }))
+      end
+      local closer = assert(c:start_recall_update(T, { on_done = function()
+        calls = calls + 1; c:close()
+      end }))
       c:poll(0.2)   -- all four go out, and are held
       closer:cancel()   -- its on_done runs in the next poll, and closes the client
       hostile.within(10, function() while c:poll(0.05) > 0 do end end)

@@ -11,7 +11,8 @@ describe("regress: a code that is not a whole number JSON carries", function()
       local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret", transport = function()
         return { status = 200, headers = {}, body = '{"code":' .. code .. ',"msg":"odd"}' }
       end })
-      local res, err = c:recall_update{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
+      local res, err = c:recall_update{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
+                                        nodeList = {} }
       assert.is_nil(res)
       assert.is_true(errors.is(err, errors.DecodeError), tostring(err))
       assert.is_nil(err.code)

@@ -28,7 +28,8 @@ local function child(sb, proxy_url, opts)
     "local c = assert(require('itnio').new{ api_key = " .. ("%q"):format(sb.api_key)
       .. ", api_secret = " .. ("%q"):format(sb.api_secret) .. ", base_url = " .. ("%q"):format(sb.http_url)
       .. ", timeout = 1, max_retries = 0" .. opts .. " })",
-    "local res, err = c:recall_update{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }",
+    "local res, err = c:recall_update{ keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,"
+      .. " nodeList = {} }",
     "print(res and 'RESULT ok' or ('RESULT ' .. tostring(err.reason)))",
   }, "\n")
   local env = "env -u no_proxy -u NO_PROXY http_proxy=" .. q(proxy_url) .. " HTTP_PROXY=" .. q(proxy_url)

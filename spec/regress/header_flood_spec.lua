@@ -15,7 +15,8 @@ describe("regress: a flood of header lines", function()
   teardown(function() if peer then peer:stop() end end)
 
   local function answer_with(head_lines)
-    peer:answer("HTTP/1.1 200 OK\r\nContent-Length: " .. #OK_BODY .. "\r\n" .. head_lines .. "\r\n" .. OK_BODY)
+    peer:answer("HTTP/1.1 200 OK\r\nContent-Length: " .. #OK_BODY .. "\r\n"
+      .. head_lines .. "\r\n" .. OK_BODY)
     local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret",
       base_url = peer.url, max_retries = 0, timeout = 5 })
     local t0 = os.clock()

@@ -35,7 +35,8 @@ say("start", tostring(job), err and err.kind or "-", err and tostring(err.reason
 say("message", err and err.message or "-")
 say("count", c:poll(0), c:poll(0.01))
 local results = c:batch_recall_update({ T, T })
-say("batch", #results, results[1].err and results[1].err.kind or "ok", results[2].err and results[2].err.kind or "ok")
+say("batch", #results, results[1].err and results[1].err.kind or "ok",]]
+  .. [[ results[2].err and results[2].err.kind or "ok")
 local res, berr = c:recall_update(T)
 say("blocking", res and "ok" or berr.kind)
 for _ = 1, 16 do table.remove(held):close() end
@@ -51,14 +52,17 @@ describe("jobs with no file descriptor left", function()
   setup(function() sb = sandbox.start{} end)
   teardown(function() if sb then sb:stop() end end)
 
-  it("start returns nil, TransportError; the count stays true; jobs work once descriptors are back", function()
+  it("start returns nil, TransportError; the count stays true; "
+    .. "jobs work once descriptors are back", function()
     local script = SCRIPT:gsub("CPATH", string.format("%q", CPATH)):gsub("URL", sb.http_url)
-    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && " .. hostile.fd_limit(32) .. "timeout 30 "
+    local out, ok = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && "
+      .. hostile.fd_limit(32) .. "timeout 30 "
       .. LUA .. " -e " .. sandbox.shell_quote(script))
     assert.is_true(ok, out)
     if core.EVENTS == "epoll" then
       assert.truthy(out:find("start nil TransportError other\n", 1, true), out)
-      assert.truthy(out:find("message could not start a job: itnio: the event backend (epoll) could not open (Too many open files)", 1, true), out)
+      assert.truthy(out:find("message could not start a job: itnio: the event backend (epoll)"
+        .. " could not open (Too many open files)", 1, true), out)
     else
       assert.truthy(out:find("start nil TransportError connect\n", 1, true), out)
     end

@@ -42,9 +42,12 @@ describe("misspelled options", function()
     local T = hostile.TASK
     local calls = {
       { "recall_update", function() return c:recall_update(T, { deadlin = 1 }) end, "deadline" },
-      { "prepare_recall_update", function() return c:prepare_recall_update(T, { passtrough = true }) end, "passthrough" },
-      { "start_recall_update", function() return c:start_recall_update(T, { ondone = print }) end, "on_done" },
-      { "batch_recall_update", function() return c:batch_recall_update({ T }, { concurency = 2 }) end, "concurrency" },
+      { "prepare_recall_update", function() return c:prepare_recall_update(T, { passtrough = true }) end,
+        "passthrough" },
+      { "start_recall_update", function() return c:start_recall_update(T, { ondone = print }) end,
+        "on_done" },
+      { "batch_recall_update", function() return c:batch_recall_update({ T }, { concurency = 2 }) end,
+        "concurrency" },
     }
     for _, call in ipairs(calls) do
       local ok, why = pcall(call[2])

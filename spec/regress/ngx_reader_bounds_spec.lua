@@ -41,13 +41,15 @@ describe("regress: the ngx reader's bounds", function()
   end
 
   it("times out within the attempt's timeout when header lines come a byte at a time #timing", function()
-    local r, took = answer_with{ bytes = http("HTTP/1.1 200 OK\n" .. ("X-Slow: 1\n"):rep(40), ""), dribble = 0.02 }
+    local r, took = answer_with{ bytes = http("HTTP/1.1 200 OK\n" .. ("X-Slow: 1\n"):rep(40), ""),
+                                 dribble = 0.02 }
     assert.equal("timeout", r.reason, r.message)
     assert.is_true(took < 1.6, "took " .. took)
   end)
 
   it("times out within the attempt's timeout when a close-delimited body dribbles #timing", function()
-    local r, took = answer_with{ bytes = http("HTTP/1.1 200 OK\nConnection: close\n", OK_BODY .. (" "):rep(200)),
+    local r, took = answer_with{ bytes = http("HTTP/1.1 200 OK\nConnection: close\n",
+                                              OK_BODY .. (" "):rep(200)),
                                  dribble = 0.02 }
     assert.equal("timeout", r.reason, r.message)
     assert.is_true(took < 1.6, "took " .. took)
@@ -62,7 +64,8 @@ describe("regress: the ngx reader's bounds", function()
   end)
 
   it("bounds the whole call with deadline too #timing", function()
-    local r, took = answer_with({ bytes = http("HTTP/1.1 200 OK\n" .. ("X-Slow: 1\n"):rep(40), ""), dribble = 0.02 },
+    local r, took = answer_with({ bytes = http("HTTP/1.1 200 OK\n" .. ("X-Slow: 1\n"):rep(40), ""),
+                                  dribble = 0.02 },
       "update?max_retries=3&timeout=5&deadline=0.8")
     assert.equal("TransportError", r.kind)
     assert.is_true(took < 1.4, "took " .. took)

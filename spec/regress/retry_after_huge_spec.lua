@@ -9,7 +9,8 @@ local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, 
 
 local function call_with(headers)
   local calls = 0
-  local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret-1", max_retries = 2, max_retry_after = 5,
+  local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret-1", max_retries = 2,
+    max_retry_after = 5,
     transport = function()
       calls = calls + 1
       return { status = 503, headers = headers, body = "busy" }
@@ -23,8 +24,11 @@ describe("regress: a Retry-After the message cannot print as an integer", functi
   local cases = {
     { "2^63 seconds", { ["retry-after"] = "9223372036854775808" }, "9.22e%+18s" },
     { "10^40 seconds", { ["retry-after"] = "1" .. string.rep("0", 40) }, "1e%+40s" },
-    { "an HTTP date with no Date beside it", { ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 3600) }, "%d+%.?%d*s" },
-    { "an HTTP date with a Date that does not parse", { ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 3600), date = "yesterday" }, "%d+%.?%d*s" },
+    { "an HTTP date with no Date beside it",
+      { ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 3600) }, "%d+%.?%d*s" },
+    { "an HTTP date with a Date that does not parse",
+      { ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 3600), date = "yesterday" },
+      "%d+%.?%d*s" },
   }
   for _, case in ipairs(cases) do
     it("returns an HttpError that says so, not a raise: " .. case[1], function()

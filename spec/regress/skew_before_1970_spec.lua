@@ -16,7 +16,8 @@ describe("regress: a server clock before 1970", function()
         end
         return { status = 200, headers = { date = date }, body = '{"code":0,"msg":"success"}' }
       end
-      local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret-1", transport = transport, max_retries = 0 })
+      local c = assert(itnio.new{ api_key = "spec-key", api_secret = "spec-secret-1", transport = transport,
+                                  max_retries = 0 })
       local task = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, nodeList = {} }
       local ok, res, err = pcall(c.recall_update, c, task)
       assert.is_true(ok, tostring(res))

@@ -11,7 +11,8 @@ local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1, 
 
 local bodies = {
   { "in msg", '{"code":0,"msg":"ok for ' .. SECRET .. '"}' },
-  { "in data, nested", cjson.encode{ code = 0, data = { echo = { SECRET, { deeper = "x" .. SECRET .. "y" } } } } },
+  { "in data, nested",
+    cjson.encode{ code = 0, data = { echo = { SECRET, { deeper = "x" .. SECRET .. "y" } } } } },
   { "as a key of data", '{"code":0,"data":{"' .. SECRET .. '":1}}' },
   { "escaped (\\/ and \\u)", '{"code":0,"msg":"s3cr\\/et-\\u0045CHO","data":["\\u0073\\u0033cr/et-ECHO"]}' },
 }

@@ -75,7 +75,8 @@ describe("the rockspecs", function()
   local specs = {}
   for unit, path in pairs(ROCKS) do specs[unit] = load_rockspec(path) end
 
-  it("build itnio.core from exactly the C files of csrc/, and the command line's module from its own", function()
+  it("build itnio.core from exactly the C files of csrc/, "
+    .. "and the command line's module from its own", function()
     local core = specs.client.build.modules["itnio.core"]
     assert.is_table(core)
     local listed = {}
@@ -86,7 +87,8 @@ describe("the rockspecs", function()
     for unit, spec in pairs(specs) do
       for name, m in pairs(spec.build.modules) do
         if type(m) ~= "string" then
-          assert.is_true(name == "itnio.core" and unit == "client" or name == "itnio.cli.signals" and unit == "cli",
+          assert.is_true(name == "itnio.core" and unit == "client"
+                           or name == "itnio.cli.signals" and unit == "cli",
                          unit .. ": " .. name)
         end
       end
@@ -107,7 +109,8 @@ describe("the rockspecs", function()
     assert.same(lua_modules_on_disk(), listed)
   end)
 
-  it("install the scripts of their units, and the test kit and the command line stand on the client", function()
+  it("install the scripts of their units, "
+    .. "and the test kit and the command line stand on the client", function()
     assert.is_nil(specs.client.build.install)
     assert.same({ "bin/itnio-sandbox" }, specs.testing.build.install.bin)
     assert.same({ "bin/itnio" }, specs.cli.build.install.bin)
@@ -212,7 +215,8 @@ end
     end)
 
     it("adds the command line's rock beside it", function()
-      cli_out, cli_ok = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && luarocks --lua-version "
+      cli_out, cli_ok = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o"
+        .. " && luarocks --lua-version "
         .. v .. " --tree " .. q(tree) .. " make --deps-mode=none " .. ROCKS.cli)
       assert(cli_ok, cli_out)
       assert(io.open(tree .. "/lib/lua/" .. v .. "/itnio/cli/signals.so", "rb"), cli_out):close()
@@ -224,7 +228,8 @@ end
         .. " --help")
       assert(help_ok, help)
       assert.truthy(help:find("^usage: itnio recall%-update"), help)
-      local version = run("cd " .. q(clean) .. " && " .. paths .. " " .. q(tree .. "/bin/itnio") .. " --version")
+      local version = run("cd " .. q(clean) .. " && " .. paths .. " " .. q(tree .. "/bin/itnio")
+        .. " --version")
       assert.truthy(version:find("^itnio %d+%.%d+%.%d+\n$"), version)
     end)
 
@@ -280,7 +285,8 @@ end
       assert.equal(2, sb:stats().requests)
     end)
 
-    it("exports luaopen_itnio_core and nothing else from the rock's core.so (and the same of signals.so)", function()
+    it("exports luaopen_itnio_core and nothing else from the rock's core.so "
+      .. "(and the same of signals.so)", function()
       assert.is_true(ok, out)
       local exports, exports_ok = run(q(ROOT .. "/tools/check-exports") .. " "
         .. q(tree .. "/lib/lua/" .. v .. "/itnio/core.so"))
@@ -309,7 +315,8 @@ describe("the installed sandbox", function()
     local install = docs.commands(docs.block("README.md", "## Installing", "sh"))
     assert(#install == 4, "README's install commands")
     for _, cmd in ipairs(install) do
-      local into, n = cmd:gsub("^(luarocks %-%-lua%-version %S+) ", "%1 --tree " .. q(tree):gsub("%%", "%%%%") .. " ")
+      local into, n = cmd:gsub("^(luarocks %-%-lua%-version %S+) ",
+                               "%1 --tree " .. q(tree):gsub("%%", "%%%%") .. " ")
       assert(n == 1, "not a luarocks command: " .. cmd)
       local o, good = run("cd " .. q(tmp .. "/src") .. " && rm -f csrc/*.o csrc/cli/*.o && " .. into)
       logs[#logs + 1] = o
@@ -343,7 +350,8 @@ describe("the installed sandbox", function()
     assert(help_ok, help)
     assert.truthy(help:find("POST   /sandbox/faults", 1, true), help)
 
-    local started, ok = run(env .. "itnio-sandbox start --prefix sb --port " .. port .. " --tls-port " .. tls_port)
+    local started, ok = run(env .. "itnio-sandbox start --prefix sb --port " .. port
+      .. " --tls-port " .. tls_port)
     assert(ok, started)
     local url = started:match("http_url=(%S+)")
     assert.equal("http://127.0.0.1:" .. port, url)
@@ -355,7 +363,8 @@ describe("the installed sandbox", function()
 
     local task = '{"keyId":299,"recallType":0,"recallInterval":30,"recallNum":1,'
       .. '"nodeList":[{"source":1,"voiceFileId":"installed.wav","hangUpSms":0,"toSeat":0}]}'
-    local itnio = env .. "printf '%s' " .. q(task) .. " | ITNIO_API_KEY=sandbox-key ITNIO_API_SECRET=sandbox-secret "
+    local itnio = env .. "printf '%s' " .. q(task)
+      .. " | ITNIO_API_KEY=sandbox-key ITNIO_API_SECRET=sandbox-secret "
       .. "ITNIO_BASE_URL=" .. q(url) .. " itnio recall-update -"
     local sent, sent_ok = run(itnio)
     assert(sent_ok, sent)
@@ -377,9 +386,11 @@ describe("the installed sandbox", function()
     assert.is_false(status_ok)
   end)
 
-  it("runs a spec of the user's own (examples/testing) with the installed rocks, given only its own lpath", function()
+  it("runs a spec of the user's own (examples/testing) with the installed rocks, "
+    .. "given only its own lpath", function()
     assert(installed == true, installed)
-    local copied, ok = run("mkdir -p " .. q(clean .. "/examples") .. " && cp -R " .. q(ROOT .. "/examples/testing") .. " "
+    local copied, ok = run("mkdir -p " .. q(clean .. "/examples") .. " && cp -R "
+      .. q(ROOT .. "/examples/testing") .. " "
       .. q(clean .. "/examples/"))
     assert(ok, copied)
     local out, passed = run(env .. "lua5.4 /usr/bin/busted --lpath='examples/testing/?.lua' examples/testing")

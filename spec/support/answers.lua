@@ -39,14 +39,18 @@ function M:date()
   if kind == 5 then return self:http_date(self:int(2100, 9999)) end          -- far ahead
   if kind == 6 then return self:http_date(self:pick{ 0, 1, 1970 }) end
   if kind == 7 then return "Sun, 06 Nov 1994 08:49:37 GMT; garbage" end
-  if kind == 8 then return self:pick{ "", "yesterday", "Sunday, 06-Nov-94 08:49:37 GMT", "99 Feb 2020 99:99:99 GMT" } end
+  if kind == 8 then
+    return self:pick{ "", "yesterday", "Sunday, 06-Nov-94 08:49:37 GMT", "99 Feb 2020 99:99:99 GMT" }
+  end
   return ("x"):rep(self:int(1, 5000))
 end
 
 function M:retry_after()
   local kind = self:int(1, 8)
   if kind <= 2 then return tostring(self:int(0, 3)) end
-  if kind == 3 then return self:pick{ "9223372036854775808", "1" .. ("0"):rep(40), "18446744073709551616", "-1", "0.5" } end
+  if kind == 3 then
+    return self:pick{ "9223372036854775808", "1" .. ("0"):rep(40), "18446744073709551616", "-1", "0.5" }
+  end
   if kind == 4 then return os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + self:int(-5, 5)) end
   if kind == 5 then return self:http_date(self:int(1000, 9999)) end
   if kind == 6 then return "  " .. self:int(0, 2) .. "  " end
@@ -64,9 +68,16 @@ function M:value(depth)
   local k = self:int(1, depth > 0 and 9 or 6)
   if k == 1 then return "null" end
   if k == 2 then return self:pick{ "true", "false" } end
-  if k == 3 then return self:pick{ "0", "-1", "1.5", "1e308", "-0", "123456789012345678901234567890", "-22", "0.0" } end
-  if k == 4 then return self:pick{ '""', '"ok"', '"\\u00e9t\\u00e9"', '"\\ud83d\\ude00"', '"bad \\ud800"', '"' .. ("s"):rep(2000) .. '"' } end
-  if k == 5 and self.secret then return self:pick{ '"' .. self.secret .. '"', '"x' .. self.secret:gsub("/", "\\/") .. 'y"' } end
+  if k == 3 then
+    return self:pick{ "0", "-1", "1.5", "1e308", "-0", "123456789012345678901234567890", "-22", "0.0" }
+  end
+  if k == 4 then
+    return self:pick{ '""', '"ok"', '"\\u00e9t\\u00e9"', '"\\ud83d\\ude00"', '"bad \\ud800"',
+                      '"' .. ("s"):rep(2000) .. '"' }
+  end
+  if k == 5 and self.secret then
+    return self:pick{ '"' .. self.secret .. '"', '"x' .. self.secret:gsub("/", "\\/") .. 'y"' }
+  end
   if k <= 6 then return '"plain"' end
   if k == 7 then
     local parts = {}
@@ -89,7 +100,9 @@ function M:body()
     local code = self:pick{ "0", "0", "0", "-1", "-2", "-16", "-18", "-22", '"0"', '"-16"', '" 0 "', "-99",
                             "0.5", "1e400", "null", "true", '"x"', "[]", "{}", "-0", "4294967296" }
     fields[#fields + 1] = '"' .. self:pick{ "code", "code", "status", "Code" } .. '":' .. code
-    if self:chance(2) then fields[#fields + 1] = '"' .. self:pick{ "msg", "reason", "message" } .. '":' .. self:value(1) end
+    if self:chance(2) then
+      fields[#fields + 1] = '"' .. self:pick{ "msg", "reason", "message" } .. '":' .. self:value(1)
+    end
     if self:chance(2) then fields[#fields + 1] = '"data":' .. self:value(3) end
     return "{" .. table.concat(fields, ",") .. "}"
   end

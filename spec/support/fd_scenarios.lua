@@ -48,7 +48,8 @@ for case = 1, cases do
   if gen:chance(2) then
     local jobs, calls = {}, {}
     for i = 1, gen:int(1, 8) do
-      local ok, job, err = pcall(c.start_recall_update, c, T, { on_done = function() calls[i] = (calls[i] or 0) + 1 end })
+      local ok, job, err = pcall(c.start_recall_update, c, T,
+                                 { on_done = function() calls[i] = (calls[i] or 0) + 1 end })
       check(ok, what .. ": start raised: " .. tostring(job))
       check(job or (err and err.kind == "TransportError"), what .. ": start gave " .. tostring(err))
       if job then jobs[#jobs + 1] = job else start_failed = start_failed + 1 end

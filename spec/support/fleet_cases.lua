@@ -46,7 +46,8 @@ function cases.batch(args)
   local tasks = {}
   for i = 1, tonumber(args.n or 4) do tasks[i] = TASK end
   local kinds = {}
-  for i, r in ipairs(c:batch_recall_update(tasks, { concurrency = 2, retry_budget = tonumber(args.retry_budget) })) do
+  for i, r in ipairs(c:batch_recall_update(tasks, { concurrency = 2,
+                                                    retry_budget = tonumber(args.retry_budget) })) do
     kinds[i] = r.res and "ok" or r.err.kind
   end
   return { kinds = kinds }

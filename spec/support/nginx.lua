@@ -117,7 +117,8 @@ function Server:stop()
   if f then f:close() end
   if p and p:match("^%d+$") then
     run("kill -QUIT " .. p .. "; for i in $(seq 1 100); do kill -0 " .. p
-      .. " 2>/dev/null || break; grep -q '^State:.*Z' /proc/" .. p .. "/status 2>/dev/null && break; sleep 0.05; done; kill -KILL "
+      .. " 2>/dev/null || break; grep -q '^State:.*Z' /proc/" .. p
+      .. "/status 2>/dev/null && break; sleep 0.05; done; kill -KILL "
       .. p .. " 2>/dev/null; true")
   end
   if os.getenv("ITNIO_KEEP_SANDBOX") ~= "1" then run("rm -rf " .. q(self.prefix)) end

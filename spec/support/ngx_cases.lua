@@ -8,7 +8,8 @@ local M = {}
 local TASK = { keyId = 299, recallType = 0, recallInterval = 30, recallNum = 1,
   nodeList = { { source = 3, text = "From inside nginx", lan = "en-US", hangUpSms = 0, toSeat = 0 } } }
 
-local NUMBERS = { "timeout", "connect_timeout", "max_retries", "backoff_base", "backoff_cap", "deadline", "max_body",
+local NUMBERS = { "timeout", "connect_timeout", "max_retries", "backoff_base", "backoff_cap",
+                  "deadline", "max_body",
                   "rate", "burst" }
 
 local function client(args)
@@ -162,7 +163,8 @@ function M.header_filter()
   local args = ngx.req.get_uri_args()
   local c = (args.shared == "1" and shared) or client(args)
   local res, err = c:recall_update(TASK)
-  ngx.header["X-Itnio-Result"] = res and "ok" or (err.kind .. "|" .. tostring(err.reason) .. "|" .. err.message)
+  ngx.header["X-Itnio-Result"] = res and "ok"
+    or (err.kind .. "|" .. tostring(err.reason) .. "|" .. err.message)
 end
 
 return M

@@ -17,7 +17,8 @@ local M = {}
 function M.start(suffix)
   local self = setmetatable({ port = sandbox.free_ports(), file = os.tmpname() .. (suffix or "") }, Peer)
   self.url = "http://127.0.0.1:" .. self.port
-  local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root) .. " && (lua5.4 spec/support/rawserver.lua "
+  local out = sandbox.run("cd " .. sandbox.shell_quote(sandbox.root)
+    .. " && (lua5.4 spec/support/rawserver.lua "
     .. self.port .. " " .. self.file .. " 300 >/dev/null 2>&1 & echo $!)")
   self.pid = out:match("(%d+)")
   for _ = 1, 100 do

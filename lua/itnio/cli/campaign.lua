@@ -153,7 +153,8 @@ end
 -- Reading: lines out of chunks, at most MAX_LINE each, never the whole file at once.
 
 --- A line reader over a file handle: `next()` -> number, text | number, nil, why (a line too
--- long) | nil at the end, or when a read failed (then `read_error` says why). Counts every line, blank ones too; takes off
+-- long) | nil at the end, or when a read failed (then `read_error` says why). Counts every
+-- line, blank ones too; takes off
 -- a CR before the LF, and a UTF-8 byte order mark at the very start. `consumed` is the bytes
 -- read so far; `head` the first 64 KiB (for the journal's hash) once read.
 -- @tparam file f the input
@@ -252,7 +253,8 @@ end
 local function same_input(old, new)
   if old.itnio_journal ~= 1 then return false, "it is no itnio journal (or of another version)" end
   if old.size ~= nil and old.size ~= cjson.null and new.size ~= nil and old.size ~= new.size then
-    return false, format("the input had %s bytes then and has %s now", json_value(old.size), json_value(new.size))
+    return false, format("the input had %s bytes then and has %s now", json_value(old.size),
+                         json_value(new.size))
   end
   -- (a head is the first HEAD bytes, or the whole input when shorter: a length that differs
   -- is an input that differs there)
@@ -389,7 +391,8 @@ local function summary(st, now, dry_run)
     lines[1] = format("itnio: %d line(s) checked (a dry run, nothing sent): %d pass, %d broken",
                       st.ended, c[UPDATED], c[BROKEN])
   else
-    lines[1] = format("itnio: %d line(s) ended: %d updated, %d refused by the API, %d broken, %d worth retrying",
+    lines[1] = format("itnio: %d line(s) ended: %d updated, %d refused by the API, %d broken, "
+                        .. "%d worth retrying",
                       st.ended, c[UPDATED], c[REFUSED], c[BROKEN], c[RETRY])
   end
   local from = jc[UPDATED] + jc[REFUSED] + jc[BROKEN]
@@ -400,10 +403,12 @@ local function summary(st, now, dry_run)
   lines[#lines + 1] = format("itnio: %d request(s) in %.1f s, %.1f a second", st.requests, elapsed,
                              elapsed > 0 and st.requests / elapsed or 0)
   if st.stopped then
-    lines[#lines + 1] = format("itnio: stopped by SIG%s: the lines in flight ended; the rest were not read", st.stopped)
+    lines[#lines + 1] = format("itnio: stopped by SIG%s: the lines in flight ended; the rest were not read",
+                               st.stopped)
   end
   if c[RETRY] > 0 and st.journal then
-    lines[#lines + 1] = "itnio: run again with the same journal to resend the lines worth retrying: " .. st.journal.path
+    lines[#lines + 1] = "itnio: run again with the same journal to resend the lines worth retrying: "
+      .. st.journal.path
   end
   return concat(lines, "\n") .. "\n"
 end
@@ -483,7 +488,8 @@ function _M.run(opts)
       local left = deadline_at - now()
       if left <= 0 then
         return ended(n, kid, nil, errors.TransportError.new{ reason = "deadline", retryable = true,
-          sent = false, attempts = 0, message = format("the run's deadline of %gs passed before the line was sent", opts.deadline) })
+          sent = false, attempts = 0,
+          message = format("the run's deadline of %gs passed before the line was sent", opts.deadline) })
       end
       copts.deadline = min(left, 86400)
     end
@@ -578,7 +584,8 @@ function _M.run(opts)
   if opts.log then
     opts.log:write(summary(st, now(), opts.dry_run))
     if reader.read_error then
-      opts.log:write("itnio: the input could not be read past line ", st.lines, ": ", tostring(reader.read_error), "\n")
+      opts.log:write("itnio: the input could not be read past line ", st.lines, ": ",
+                     tostring(reader.read_error), "\n")
     end
   end
   if j then

@@ -179,7 +179,9 @@ local function read_answer(rd, max_body)
     local parts, total = {}, 0
     while true do
       local size_line, e = rd.line(64)
-      if not size_line then return nil, e == "too long" and "protocol" or io_kind(e), "reading a chunk size: " .. tostring(e) end
+      if not size_line then
+        return nil, e == "too long" and "protocol" or io_kind(e), "reading a chunk size: " .. tostring(e)
+      end
       local hex = size_line:match("^(%x+)")
       local size = hex and #hex <= 8 and tonumber(hex, 16)
       if not size then return nil, "protocol", "a malformed chunk size" end
@@ -335,7 +337,8 @@ function _M.new(opts)
         elseif err == "too many interim answers" then
           return fail(sock, "protocol", "more than " .. MAX_INTERIM .. " interim (1xx) answers", true)
         else
-          return fail(sock, io_kind(err), (sent and "waiting for the answer: " or "sending: ") .. tostring(err), true)
+          return fail(sock, io_kind(err),
+                      (sent and "waiting for the answer: " or "sending: ") .. tostring(err), true)
         end
       elseif status == 101 then
         return fail(sock, "protocol", "the server switched protocols (101), which was not asked for", true)

@@ -32,7 +32,8 @@ end
 local function is_answer(ans)
   if type(ans) ~= "table" then return false end
   if ans.plain == true then
-    return (ans.message == nil or type(ans.message) == "string") and (ans.head == nil or type(ans.head) == "string")
+    return (ans.message == nil or type(ans.message) == "string")
+      and (ans.head == nil or type(ans.head) == "string")
   end
   return type(ans.status) == "number" and type(ans.body) == "string"
 end

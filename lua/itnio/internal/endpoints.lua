@@ -15,7 +15,8 @@ local _M = {}
 local list, by_name = {}, {}
 for i, e in ipairs(core.endpoints()) do
   local name = e.name
-  e.methods = { call = name, start = "start_" .. name, prepare = "prepare_" .. name, batch = "batch_" .. name }
+  e.methods = { call = name, start = "start_" .. name, prepare = "prepare_" .. name,
+                batch = "batch_" .. name }
   list[i], by_name[name] = e, e
 end
 

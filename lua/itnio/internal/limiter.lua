@@ -1,4 +1,5 @@
---- Private to lua-itnio. A rate limit: at most `rate` attempts a second, `burst` of them at once after a quiet
+--- Private to lua-itnio. A rate limit: at most `rate` attempts a second, `burst` of them at
+-- once after a quiet
 -- spell. It is a token bucket of `burst` tokens that earns `rate` tokens a second, kept in
 -- the form that needs one number of state (the "generic cell rate algorithm"): `tat`, the
 -- time at which the bucket would be full again if nothing more were taken.

@@ -161,7 +161,8 @@ function _M.classify(c, ans, fail)
     return nil, _M.deadline_error(c.deadline, c.attempt, true, c.sent)
   end
   return nil, errors.TransportError.new{ reason = fail.reason, code = fail.code, attempts = c.attempt,
-    message = secrets.redact(client, fail.message), sent = c.sent, retryable = RETRY_REASON[fail.reason] == true }
+    message = secrets.redact(client, fail.message), sent = c.sent,
+    retryable = RETRY_REASON[fail.reason] == true }
 end
 
 -- ---------------------------------------------------------------------------------------

@@ -88,7 +88,8 @@ local function runner_of(client)
   if not t then return nil, err end
   local async = t.submit ~= nil
   r = { client = client, transport = t, async = async, live = 0, finished = 0, transfers = 0,
-        fast = async and not (client.config.logger or client.config.on_call or client.config.rate or client.config.breaker),
+        fast = async and not (client.config.logger or client.config.on_call or client.config.rate
+                              or client.config.breaker),
         jobs = {}, ready = queue.new(), done = queue.new(), timers = heap.new("wpos"),
         deadlines = heap.new("dpos"), wire = {}, wire_id = {}, wire_i = {}, wire_t0 = {} }
   client._runner = r
@@ -455,7 +456,8 @@ function _M.close(client)
     end
   end
   for job in pairs(r.jobs) do
-    stop(r, job, errors.TransportError.new{ reason = "closed", message = "the client was closed while the job ran" })
+    stop(r, job, errors.TransportError.new{ reason = "closed",
+      message = "the client was closed while the job ran" })
   end
   r.paced = nil
   r.ready:clear()

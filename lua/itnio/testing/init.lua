@@ -78,7 +78,8 @@ function _M.vendor(opts)
     seen[#seen + 1] = { method = req.method, url = req.url, path = path, headers = headers, body = req.body }
     local e = by_path[path]
     if not e then
-      return { status = 404, headers = { ["content-type"] = "application/json" }, body = '{"error":"not found"}\n' }
+      return { status = 404, headers = { ["content-type"] = "application/json" },
+               body = '{"error":"not found"}\n' }
     end
     local reply = v:handle(e.name, { method = req.method, remote_addr = remote, connection = 1,
                                      headers = headers, body = req.body })
@@ -93,7 +94,8 @@ function _M.vendor(opts)
       core.sleep(delay)
     end
     if reply.reset then
-      return nil, { reason = "reset", sent = true, message = "the connection was reset (the vendor double's reset fault)" }
+      return nil, { reason = "reset", sent = true,
+                    message = "the connection was reset (the vendor double's reset fault)" }
     end
     local h = { ["content-type"] = reply.ctype, date = vendor.http_date(v:now()) }
     for k, x in pairs(reply.headers or {}) do h[lower(k)] = tostring(x) end

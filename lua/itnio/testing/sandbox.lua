@@ -253,7 +253,8 @@ local function make_tls(prefix)
     .. " -days 2 -extfile openssl.cnf -extensions v3_server -out server.pem")
   if not ok then return nil, "openssl failed:\n" .. out end
   -- The CA signs nothing more: its key goes now, so nobody can mint certificates it vouches for.
-  sh("cd " .. q(d) .. " && rm -f ca.key server.csr && chmod 644 ca.pem server.pem && chmod 600 server.key && chmod 755 .")
+  sh("cd " .. q(d) .. " && rm -f ca.key server.csr && chmod 644 ca.pem server.pem && chmod 600 server.key"
+    .. " && chmod 755 .")
   return d .. "/ca.pem"
 end
 
@@ -271,7 +272,8 @@ local function answers(o, cafile)
     return a2 and a2.status == 200
   end
   local _, good = sh("curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:" .. o.port .. "/sandbox/stats && "
-    .. "curl -fsS -o /dev/null --max-time 2 --cacert " .. q(cafile) .. " https://localhost:" .. o.tls_port .. "/sandbox/stats")
+    .. "curl -fsS -o /dev/null --max-time 2 --cacert " .. q(cafile) .. " https://localhost:" .. o.tls_port
+    .. "/sandbox/stats")
   return good
 end
 
@@ -320,7 +322,8 @@ end
 function _M.start(opts)
   local o, why = options(opts)
   if not o then return nil, why end
-  local out, ok = sh("mkdir -p " .. q(o.prefix) .. "/logs " .. q(o.prefix) .. "/conf " .. q(o.prefix) .. "/tmp")
+  local out, ok = sh("mkdir -p " .. q(o.prefix) .. "/logs " .. q(o.prefix) .. "/conf "
+    .. q(o.prefix) .. "/tmp")
   if not ok then return nil, "cannot create the prefix " .. o.prefix .. ": " .. out end
   local prefix = absolute(o.prefix):gsub("/+$", "")
   prefix = sh("cd " .. q(prefix) .. " && pwd -P"):gsub("%s+$", "")
@@ -343,7 +346,8 @@ function _M.start(opts)
   write_file(prefix .. "/logs/error.log", "")
   local cafile, e4 = make_tls(prefix)
   if not cafile then return nil, "cannot make the throw-away CA: " .. e4 end
-  write_file(prefix .. "/conf/sandbox.conf", format("key=%s\nsecret=%s\nwindow=%d\nskew=%d\nallow_ip=%s\nhold_ms=%d\n",
+  write_file(prefix .. "/conf/sandbox.conf", format("key=%s\nsecret=%s\nwindow=%d\nskew=%d\n"
+    .. "allow_ip=%s\nhold_ms=%d\n",
     o.key, o.secret, o.window, o.skew, o.allow_ip, o.hold_ms), true)
   -- Started as root, nginx hands its workers to nobody, who may not read a checkout.
   local user = sh("id -u"):match("^0%s*$") and "user root root;" or ""
@@ -365,7 +369,9 @@ function _M.start(opts)
   if not ok then return failed("nginx exited with an error") end
   for i = 1, 100 do   -- up to about 5 s
     if answers(o, cafile) then break end
-    if i == 100 then return failed("no answer on ports " .. o.port .. " and " .. o.tls_port .. " within 5 s") end
+    if i == 100 then
+      return failed("no answer on ports " .. o.port .. " and " .. o.tls_port .. " within 5 s")
+    end
     if not running_pid(prefix) then
       sleep(0.1)
       if not running_pid(prefix) then return failed("nginx exited") end

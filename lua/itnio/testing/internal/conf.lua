@@ -68,7 +68,8 @@ end
 -- A path nginx's config can take as it is (no quote, ';', '$', braces, white space).
 local function check_path(p)
   if type(p) ~= "string" or p:find("[\"'\\;%${}%s]") then
-    error("itnio.testing.internal.conf: the path '" .. tostring(p) .. "' holds a character the nginx config cannot take", 0)
+    error("itnio.testing.internal.conf: the path '" .. tostring(p)
+      .. "' holds a character the nginx config cannot take", 0)
   end
   return p
 end
@@ -124,7 +125,8 @@ function _M.sandbox(o)
     "    lua_shared_dict itnio_tasks 128m;",
     "    lua_shared_dict itnio_faults 32m;",
     "    lua_shared_dict itnio_stats 8m;",
-    "    init_by_lua_block { require(\"itnio.testing.internal.handler\").init(ngx.config.prefix() .. \"conf/sandbox.conf\") }",
+    "    init_by_lua_block { require(\"itnio.testing.internal.handler\")"
+      .. ".init(ngx.config.prefix() .. \"conf/sandbox.conf\") }",
     "    header_filter_by_lua_block { require(\"itnio.testing.internal.handler\").header_filter() }",
   }
   local server = {
@@ -137,14 +139,17 @@ function _M.sandbox(o)
   }
   for _, e in ipairs(o.endpoints) do   -- one route per endpoint of the core
     server[#server + 1] = "        location = " .. check_path(e.path) .. " {"
-    server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").serve(\"" .. e.name .. "\") }"
+    server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\")"
+      .. ".serve(\"" .. e.name .. "\") }"
     server[#server + 1] = "        }"
   end
   server[#server + 1] = "        location /sandbox/ {"
-  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").control() }"
+  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\")"
+    .. ".control() }"
   server[#server + 1] = "        }"
   server[#server + 1] = "        location / {"
-  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\").not_found() }"
+  server[#server + 1] = "            content_by_lua_block { require(\"itnio.testing.internal.handler\")"
+    .. ".not_found() }"
   server[#server + 1] = "        }"
   return _M.render{
     writer = "itnio-sandbox", prefix = p, workers = o.workers, modules = o.modules, user = o.user,

@@ -450,7 +450,9 @@ function Vendor:handle(name, req)
   end
 
   -- 1. the IP allow-list
-  if not self.allow_any and not self.allow[req.remote_addr] then return answer(self, reply, -2, "IP limit") end
+  if not self.allow_any and not self.allow[req.remote_addr] then
+    return answer(self, reply, -2, "IP limit")
+  end
 
   -- 2. Api-Key, Timestamp, Sign
   local h = req.headers or {}
