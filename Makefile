@@ -25,8 +25,8 @@ DEFS     := $(if $(filter poll,$(EVENTS)),-DITNIO_EVENTS_POLL) $(if $(TEST_ENDPO
 # The one set of flags every build of the core starts from (module, static library, sanitizers,
 # fuzzers): pkg-config's for the Lua it is for ($(1)), libcurl and OpenSSL.
 core_cflags = -std=gnu11 -fPIC -fvisibility=hidden $(CWARN) $(DEFS) \
-              $(shell pkg-config --cflags $(1) libcrypto libcurl) $(CFLAGS)
-PKG_LIBS    = $(shell pkg-config --libs libcrypto libcurl)
+              $(shell pkg-config --cflags $(1) libcrypto libcurl hiredis) $(CFLAGS)
+PKG_LIBS    = $(shell pkg-config --libs libcrypto libcurl hiredis)
 LDFLAGS_ALL = -shared $(LDFLAGS)
 
 # busted runs under the Lua it is given; Debian's /usr/bin/busted would pick `lua`.
@@ -181,7 +181,7 @@ FUZZ_SECONDS ?= 20
 build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/harness.h $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	clang -g -O1 $(call core_cflags,lua5.4) -pthread -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all $< $(SRCS) -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl) -lm -lpthread
+	  -fno-sanitize-recover=all $< $(SRCS) -o $@ $(shell pkg-config --libs lua5.4 libcrypto libcurl hiredis) -lm -lpthread
 # The fuzzers run side by side (each is one process; the machine's cores share them), then
 # each one's outcome is told in turn.
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZERS))
@@ -214,7 +214,7 @@ EMBED_LUA    := $(filter-out lua/itnio/internal/cosocket.lua, \
 STATIC_FLAGS  = $(OPT) $(call core_cflags,lua5.4)
 STATIC_OBJS  := $(patsubst csrc/%.c,build/static/%.o,$(SRCS)) build/static/itnio_embed.o \
                 build/static/itnio_chunks.o
-HOST_LIBS     = $(shell pkg-config --libs lua5.4 libcurl libcrypto) -lm -lpthread
+HOST_LIBS     = $(shell pkg-config --libs lua5.4 libcurl libcrypto hiredis) -lm -lpthread
 
 build/embed/itnio_chunks.c: tools/embed-lua.lua $(EMBED_LUA)
 	@mkdir -p $(dir $@)

@@ -210,6 +210,7 @@ const char *itnio_base64_problem(const char *s, size_t n);
 /* ---- sign.c ---- */
 int itnio_sign(lua_State *L);
 int itnio_consteq(lua_State *L);
+int itnio_sha1(lua_State *L);
 
 /* ---- xfer.c: the transfer layer every libcurl transfer shares ---- */
 
@@ -280,11 +281,51 @@ int itnio_multi_perform(lua_State *L);
 int itnio_multi_next_done(lua_State *L);
 int itnio_multi_take(lua_State *L);
 int itnio_multi_take_next(lua_State *L);
+int itnio_multi_redis(lua_State *L);
 int itnio_multi_cancel(lua_State *L);
 int itnio_multi_wait(lua_State *L);
 int itnio_multi_count(lua_State *L);
 int itnio_multi_close(lua_State *L);
 int itnio_multi_tostring(lua_State *L);
+
+/* ---- redis.c: the store's Redis ---- */
+#define ITNIO_REDIS_MT       "itnio.Redis"
+#define ITNIO_REDIS_MAX_ARGS 32
+/* A Redis server's address and credentials (a userdata), and its blocking connection. */
+typedef struct itnio_redis {
+  char   host[256], user[128];
+  char  *password;           /* malloc'd, wiped when freed; NULL: none */
+  int    port, db;
+  double connect_timeout, timeout;
+  void  *ctx;                /* the blocking redisContext, or NULL */
+} itnio_redis;
+/* A reply kept in C: a scalar, or an array of scalars (type: REDIS_REPLY_*). */
+typedef struct itnio_rv {
+  int              type;
+  long long        integer;
+  char            *str;
+  size_t           len, n;
+  struct itnio_rv *items;
+} itnio_rv;
+int  itnio_redis_new(lua_State *L);
+int  itnio_redis_call(lua_State *L);
+int  itnio_redis_close(lua_State *L);
+int  itnio_redis_gc(lua_State *L);
+int  itnio_redis_tostring(lua_State *L);
+itnio_redis *itnio_redis_check(lua_State *L, int idx);
+/* Pushes nil and { reason, message }; returns 2. */
+int  itnio_redis_failure(lua_State *L, const char *reason, const char *message, size_t len);
+/* The failure's reason for a context's error (err, errstr). */
+const char *itnio_redis_reason(int err, const char *errstr);
+/* The command of the arguments from..top, formatted by hiredis (*cmd: free with
+ * redisFreeCommand); its length. Raises on a bad argument. */
+int  itnio_redis_format(lua_State *L, int from, char **cmd);
+/* Copies a reply (1; 0 when memory is short), pushes it as a Lua value (1, or nil and a
+ * failure: 2), frees it (safe twice). */
+struct redisReply;
+int  itnio_rv_copy(itnio_rv *v, const struct redisReply *reply);
+int  itnio_rv_push(lua_State *L, const itnio_rv *v);
+void itnio_rv_free(itnio_rv *v);
 
 /* ---- events.c: which sockets a multi handle waits on ---- */
 
@@ -328,6 +369,37 @@ void itnio_events_opened(itnio_events *ev, int fd);
 /* Waits up to ms (0: not at all) and fills at most max ready sockets; returns how many,
  * or -1 with errno set (EINTR is 0 ready). */
 int  itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max);
+
+/* ---- redis.c: the asynchronous connection a Multi keeps to the store ---- */
+struct itnio_redis_op;
+typedef struct itnio_aredis {
+  itnio_events *ev;            /* the Multi's backend: the connection's socket is watched there */
+  void         *ac;            /* the redisAsyncContext, or NULL */
+  int           fd, connected;
+  unsigned      want;
+  const itnio_redis *rd;       /* the server it is connected to (the Multi holds its userdata) */
+  double        connect_timeout, timeout;
+  struct itnio_redis_op *ops;  /* the commands: pending, done (not taken), or free */
+  size_t       *free_ids, *done;
+  size_t        nops, cap, nfree, ndone, done_head, npending;
+  const char   *failing;       /* while the connection drops: why its pending ops fail */
+  char          failing_message[200];
+} itnio_aredis;
+void   itnio_aredis_init(itnio_aredis *ar, itnio_events *ev);
+void   itnio_aredis_release(itnio_aredis *ar);
+/* Queues the command of the arguments from..top on the connection to the Redis at rd_idx
+ * (connecting when there is none, or another server's); its index (the key is a base plus
+ * it, plus one). A failure to even connect makes a done op that failed. */
+int    itnio_aredis_send(lua_State *L, itnio_aredis *ar, int rd_idx, int from, double now);
+/* The connection's socket is ready (CURL_CSELECT_* flags). */
+void   itnio_aredis_handle(itnio_aredis *ar, int flags);
+/* Fails the ops past their deadline (and drops the connection, when any was). */
+void   itnio_aredis_expire(itnio_aredis *ar, double now);
+/* The soonest deadline of a pending op (monotonic seconds), or < 0. */
+double itnio_aredis_deadline(const itnio_aredis *ar);
+/* Pushes the oldest done op as key, value, nil | key, nil, failure and returns 3; or returns
+ * 0 when none is done. */
+int    itnio_aredis_take(lua_State *L, itnio_aredis *ar, lua_Integer key_base);
 
 /* ---- clock.c ---- */
 double itnio_mono_now(void);   /* seconds on a monotonic clock */

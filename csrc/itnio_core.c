@@ -28,9 +28,11 @@ static const luaL_Reg core_funcs[] = {
   { "endpoints",            itnio_endpoints_list },
   { "sign",                 itnio_sign },
   { "consteq",              itnio_consteq },
+  { "sha1",                 itnio_sha1 },
   { "base64",               itnio_base64 },
   { "http_new",             itnio_http_new },
   { "multi_new",            itnio_multi_new },
+  { "redis_new",            itnio_redis_new },
   { "parse_headers",        itnio_parse_headers },
   { "plain_success",        itnio_plain_success_lua },
   { "curl_version",         itnio_curl_version },
@@ -46,6 +48,12 @@ static const luaL_Reg http_methods[] = {
   { NULL, NULL }
 };
 
+static const luaL_Reg redis_methods[] = {
+  { "call",  itnio_redis_call },
+  { "close", itnio_redis_close },
+  { NULL, NULL }
+};
+
 static const luaL_Reg multi_methods[] = {
   { "add",       itnio_multi_add },
   { "add_task",  itnio_multi_add_task },
@@ -53,6 +61,7 @@ static const luaL_Reg multi_methods[] = {
   { "next_done", itnio_multi_next_done },
   { "take",      itnio_multi_take },
   { "take_next", itnio_multi_take_next },
+  { "redis",     itnio_multi_redis },
   { "cancel",    itnio_multi_cancel },
   { "wait",      itnio_multi_wait },
   { "count",     itnio_multi_count },
@@ -90,6 +99,7 @@ __attribute__((visibility("default"))) int luaopen_itnio_core(lua_State *L) {
   itnio_xfer_global_init(L);
   itnio_class(L, ITNIO_HTTP_MT, http_methods, itnio_http_close, itnio_http_tostring);
   itnio_class(L, ITNIO_MULTI_MT, multi_methods, itnio_multi_close, itnio_multi_tostring);
+  itnio_class(L, ITNIO_REDIS_MT, redis_methods, itnio_redis_gc, itnio_redis_tostring);
   itnio_newlibtable(L, core_funcs);
   itnio_setfuncs(L, core_funcs);
   lua_pushliteral(L, ITNIO_VERSION);

@@ -65,6 +65,7 @@ typedef struct itnio_multi {
   size_t      ndone, done_head;
   size_t      nrunning, nidle;
   itnio_membuf last_head; /* the last plain success's header block (xfer.c, push_head) */
+  itnio_aredis ar;      /* the connection to the client's store, on the same backend (redis.c) */
 } itnio_multi;
 
 static void multi_release(itnio_multi *m) {
@@ -84,6 +85,7 @@ static void multi_release(itnio_multi *m) {
   m->nslots = m->cap = m->nfree = m->ndone = m->done_head = m->nrunning = m->nidle = 0;
   itnio_xfer_release(&m->tmpl);
   itnio_membuf_free(&m->last_head);
+  if (m->ar.ev) itnio_aredis_release(&m->ar);
   if (m->multi) curl_multi_cleanup(m->multi);   /* may still tell on_socket to forget fds */
   m->multi = NULL;
   itnio_events_close(&m->ev);
@@ -168,6 +170,7 @@ int itnio_multi_new(lua_State *L) {
   itnio_setuservalue(L, -2);
   if ((err = itnio_events_open(&m->ev)) != 0)
     return luaL_error(L, "itnio: the event backend (%s) could not open (%s)", itnio_events_backend, strerror(err));
+  itnio_aredis_init(&m->ar, &m->ev);
   if (!(m->multi = curl_multi_init())) return luaL_error(L, "itnio: curl_multi_init failed");
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket), "SOCKETFUNCTION");
   multi_check(L, curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m), "SOCKETDATA");
@@ -413,11 +416,14 @@ int itnio_multi_perform(lua_State *L) {
   run_timer(L, m);
   do {   /* more than 64 ready sockets: take the rest too, a bounded number of times */
     n = itnio_events_wait(&m->ev, 0, ready, 64);
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+      if (ready[i].fd == m->ar.fd) { itnio_aredis_handle(&m->ar, ready[i].flags); continue; }
       multi_check(L, curl_multi_socket_action(m->multi, ready[i].fd, ready[i].flags, &running), "socket_action");
+    }
   } while (n == 64 && ++rounds < 16);
   run_timer(L, m);
   harvest(m);
+  if (m->ar.npending) itnio_aredis_expire(&m->ar, itnio_mono_now());
   lua_pushinteger(L, (lua_Integer)m->nrunning);
   return 1;
 }
@@ -475,7 +481,9 @@ int itnio_multi_take(lua_State *L) {
  * @treturn int|nil the transfer's key (its slot, as add gives it)
  * @treturn table|nil the answer (or nil, then the failure), as take gives them
  * @treturn table|nil the failure
- * @treturn string|nil the body of an add_task transfer that is not a plain success */
+ * @treturn string|nil the body of an add_task transfer that is not a plain success
+ * (a command of `Multi:redis` comes out the same way: its key, then its reply, or nil and
+ * its failure) */
 static mxfer *oldest_done(itnio_multi *m, size_t *slotp) {
   while (m->done_head < m->ndone) {
     size_t slot = m->done[m->done_head++];
@@ -494,11 +502,14 @@ static mxfer *oldest_done(itnio_multi *m, size_t *slotp) {
 int itnio_multi_take_next(lua_State *L) {
   itnio_multi *m = check_multi(L);
   size_t slot;
-  mxfer *t = oldest_done(m, &slot);
+  mxfer *t;
   int n;
-  if (!t) {
-    lua_settop(L, 1);
+  lua_settop(L, 1);
+  if ((n = itnio_aredis_take(L, &m->ar, SLOT_COUNT)) != 0) return n;
+  if (!(t = oldest_done(m, &slot))) {
     itnio_multi_perform(L);
+    lua_settop(L, 1);
+    if ((n = itnio_aredis_take(L, &m->ar, SLOT_COUNT)) != 0) return n;
     if (!(t = oldest_done(m, &slot))) {
       lua_pushnil(L);
       return 1;
@@ -549,10 +560,40 @@ int itnio_multi_wait(lua_State *L) {
     double due = m->timer_at - itnio_mono_now();
     if (due < s) s = due > 0 ? due : 0;
   }
+  if (m->ar.npending) {   /* a command's deadline, or one that failed at once and waits to be taken */
+    double at = itnio_aredis_deadline(&m->ar), due = at - itnio_mono_now();
+    if (m->ar.ndone > m->ar.done_head) s = 0;
+    else if (at >= 0 && due < s) s = due > 0 ? due : 0;
+  }
+  if (m->ar.ndone > m->ar.done_head) s = 0;
   ms = (int)(s * 1000.0 + 0.999);
   if (ms > 0 && itnio_events_wait(&m->ev, ms, &one, 1) < 0)
     return luaL_error(L, "itnio: waiting on the sockets failed (%s)", strerror(errno));
   return 0;
+}
+
+/*** Queues a command for the client's store on the multi handle's own connection to that
+ * Redis (made on the first command, AUTH and SELECT first; kept): nothing waits for it. Its
+ * reply comes out of `take_next` under the key this returns; one not answered within the
+ * Redis' timeout (and its connect_timeout while it connects) fails "timeout", and the
+ * connection is dropped. The name of a host is looked up when it connects (blocking:
+ * give an address).
+ * @function Multi:redis
+ * @tparam Redis rd the server (`redis_new`)
+ * @param ... the command and its arguments (strings or numbers)
+ * @treturn int its key (above every transfer's)
+ * @raise when an argument is not a string or a number */
+int itnio_multi_redis(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  int i;
+  itnio_redis_check(L, 2);
+  itnio_getuservalue(L, 1);   /* the Multi holds the server it talks to: ["store"] */
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "store");
+  lua_pop(L, 1);
+  i = itnio_aredis_send(L, &m->ar, 2, 3, itnio_mono_now());
+  lua_pushinteger(L, SLOT_COUNT + (lua_Integer)i + 1);
+  return 1;
 }
 
 /*** How many transfers run.

@@ -1,5 +1,6 @@
 /* The request signature: MD5(Api-Key .. secret .. Timestamp) as 32 lowercase hex digits
- * (the vendor's signing rule), through OpenSSL's EVP interface. */
+ * (the vendor's signing rule), through OpenSSL's EVP interface; and the SHA-1 that names a
+ * Redis script. */
 /***
  * @submodule itnio.core
  */
@@ -78,6 +79,31 @@ int itnio_sign(lua_State *L) {
     ERR_error_string_n(e, msg, sizeof msg);
     ERR_clear_error();
     return luaL_error(L, "itnio: MD5 failed (%s)", e ? msg : "no OpenSSL error");
+  }
+  for (unsigned int i = 0; i < mdlen; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  lua_pushlstring(L, out, 2 * (size_t)mdlen);
+  return 1;
+}
+
+/*** The SHA-1 of a string, as 40 lowercase hex digits (what Redis names a script by:
+ * the store's EVALSHA).
+ * @function sha1
+ * @tparam string s the bytes
+ * @treturn string the digest
+ * @raise when s is not a string, or if OpenSSL cannot hash */
+int itnio_sha1(lua_State *L) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n;
+  const char *s = check_string(L, 1, &n);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char out[2 * EVP_MAX_MD_SIZE];
+  if (EVP_Digest(s, n, md, &mdlen, EVP_sha1(), NULL) != 1) {
+    ERR_clear_error();
+    return luaL_error(L, "itnio: SHA-1 failed");
   }
   for (unsigned int i = 0; i < mdlen; i++) {
     out[2 * i] = hex[md[i] >> 4];

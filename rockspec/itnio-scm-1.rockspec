@@ -24,6 +24,7 @@ dependencies = { "lua >= 5.1, < 5.5", "lua-cjson" }
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CURL = { library = "curl" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -38,14 +39,15 @@ build = {
                   "csrc/itnio_core.c",
                   "csrc/json.c",
                   "csrc/multi.c",
+                  "csrc/redis.c",
                   "csrc/schema.c",
                   "csrc/sign.c",
                   "csrc/validate.c",
                   "csrc/xfer.c",
       },
-      libraries = { "crypto", "curl" },
-      incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+      libraries = { "crypto", "curl", "hiredis" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       defines = {},
     },
     ["itnio.errors"]             = "lua/itnio/errors.lua",
