@@ -53,6 +53,7 @@ describe("itnio.core's Redis", function()
       assert.equal("error", fail.reason)
       assert.truthy(fail.message:find("unknown command", 1, true), fail.message)
       v, fail = rd:call("EVALSHA", core.sha1("return 1"), 0)
+      assert.is_nil(v)
       assert.truthy(fail.message:find("^NOSCRIPT"), fail.message)
       assert.equal("PONG", rd:call("PING"))
     end)
@@ -114,7 +115,8 @@ describe("itnio.core's Redis", function()
       m:close()
     end)
 
-    it("fails its commands for a wrong password, a refused connection, a stopped and a killed server", function()
+    it("fails its commands for a wrong password, a refused connection, a stopped and a killed server",
+       function()
       local m = core.multi_new{}
       local k = m:redis(rd_of(r, { password = "wrong-Pw-9" }), "PING")
       local got = collect(m, 1, 2)

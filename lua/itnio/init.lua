@@ -22,6 +22,7 @@ local batch     = require "itnio.internal.batch"
 local endpoints = require "itnio.internal.endpoints"
 local limiter   = require "itnio.internal.limiter"
 local state     = require "itnio.internal.state"
+local store     = require "itnio.internal.store"
 -- Loaded now, not on first use: with no file descriptor left, a require fails as "not found".
 local curl      = require "itnio.internal.curl"
 local custom    = require "itnio.internal.custom"
@@ -90,7 +91,7 @@ local NEW_OPTS = options.set{
   "api_key", "api_secret", "base_url", "timeout", "connect_timeout", "max_retries", "backoff_base",
   "backoff_cap", "max_retry_after", "deadline", "cafile", "capath", "proxy", "user_agent",
   "max_body", "insecure", "allow_http", "logger", "transport", "passthrough", "rate", "burst",
-  "breaker", "on_call", "shared_dict",
+  "breaker", "on_call", "shared_dict", "store",
 }
 -- The number options: name, least, most, default (nil: none), whole.
 local NUMBERS = {
@@ -159,6 +160,10 @@ local function configure(opts)
         .. "workers); outside nginx, leave it unset"
     end
   end
+  if opts.store ~= nil then
+    cfg.store, why = store.parse(opts.store)
+    if not cfg.store then return nil, why end
+  end
   local t = opts.transport
   if t == "ngx" and not (ngx and ngx.socket and ngx.socket.tcp) then
     return nil, 'transport "ngx" needs OpenResty (nginx with its Lua module): outside nginx, '
@@ -202,7 +207,12 @@ end
 --   waited, reused }`; one that raises does not break the call;
 -- - `shared_dict`: inside nginx, the name of a `lua_shared_dict` where the clock offset, the
 --   rate limit, the breaker and the batch's retry budget live, shared by every worker; outside
---   nginx a ConfigError.
+--   nginx a ConfigError;
+-- - `store`: `"redis://[user:password@]host[:port][/db]"`, or `{ url, timeout (0.1 s),
+--   connect_timeout (0.05 s), pool_size (32, inside nginx), prefix ("itnio") }`: the same state
+--   in Redis, shared by every client of every machine on the account, one round trip before
+--   and one after an attempt; when the store is away, each client goes on with state of its
+--   own (or the `shared_dict`'s), pacing at its share of the rate (doc/store.md).
 --
 -- The options stay apart from the client's methods, in `client.config`.
 -- @tparam table opts the options above
@@ -224,8 +234,10 @@ function _M.new(opts)
   local self = { config = cfg, base_url = base, api_key = opts.api_key, urls = {}, transports = {} }
   for _, e in ipairs(endpoints.list) do self.urls[e.name] = base .. e.path end
   self.state, why = state.new(self, { rate = cfg.rate, burst = cfg.burst, breaker = cfg.breaker,
-                                      shared_dict = opts.shared_dict })
+                                      shared_dict = opts.shared_dict, store = cfg.store })
   if not self.state then return config_error(why) end
+  -- Whether an attempt asks the state first (a rate limit's slot, the breaker, the store).
+  self.asks = cfg.rate ~= nil or cfg.breaker ~= nil or cfg.store ~= nil
   local t = opts.transport
   if type(t) == "function" then self.transports.custom = custom.new(t) else self.transport_choice = t end
   self.transport_opts = {

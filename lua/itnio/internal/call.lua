@@ -2,12 +2,17 @@
 -- retry machine, for every way of waiting.
 --
 --     local c = call.new(client, endpoint, body, opts, budget)
---     local wait = c:pace()                        -- seconds until the rate limit lets it go
+--     local v, x = c:before()     -- the state's word: "go" | "wait", s | "again", s | "stop", err
 --     local m, url, lines, body, timeout, ct = c:begin()   -- the request of the next attempt
---       (or nil, err: the client closed, the breaker open, the deadline passed)
+--       (or nil, err: the client closed, the deadline passed)
 --     ... a transport answers it: answer, or nil, failure ...
 --     local what, x = c:after(answer, failure)     -- "done", res | "stop", err | "retry", delay
+--       (c:judge, the state's after, c:settle: jobs take the three apart around a round trip)
 --     return c:finish(res, err)                    -- waited, and the client's on_call
+--
+-- The state (itnio.internal.state: the client's own, a shared dict, or the store in Redis)
+-- is asked before an attempt (the breaker, the rate limit's slot, the clock offset) and told
+-- after it (the breaker, the batch's budget, the offset): with a store, one round trip each.
 --
 -- The request of an attempt is made fresh each time, as six values handed straight to the
 -- transport: nothing keeps it, so the Sign is left in no table. The blocking call sleeps a
@@ -69,15 +74,32 @@ function _M.new(client, endpoint, body, opts, budget)
   }, Call)
 end
 
---- Books the next attempt with the client's rate limit: the seconds to wait before it (0
--- without a limit). A wait of more than 0 starts now, unless one started already: `paced`
--- ends it.
-function Call:pace()
+--- The state's word before the next attempt (a round trip, with a store; nothing to ask
+-- without a rate limit, a breaker or a store): "go" | "wait", s (its rate slot is booked: go
+-- then) | "again", s (no slot could be booked this close: ask again then) | "stop", err (the
+-- client is closed, the deadline passed, the breaker is open). A wait starts its `waited`.
+-- @tparam[opt] boolean own_only only the call's own checks (the runner asks a store itself)
+function Call:before(own_only)
   local client = self.client
-  if not client.config.rate then return 0 end
-  local d = client.state:reserve(now())
-  if d > 0 and not self.pace_t0 then self.pace_t0 = now() end
-  return d
+  if client.closed then return "stop", outcome.closed_error(self.attempt, self.sent) end
+  local t = now()
+  if self.deadline_at and self.deadline_at <= t then return "stop", self:deadline_error(false) end
+  if own_only or not client.asks then return "go" end
+  return self:verdict(client.state:before(self, t))
+end
+
+--- The call's word for the state's verdict (see before): the breaker's "open" ends the call.
+-- @tparam string v the state's verdict
+-- @tparam number s its seconds
+function Call:verdict(v, s)
+  if v == "open" then
+    return "stop", errors.CircuitOpenError.new{ attempts = self.attempt, sent = self.sent, retry_after = s,
+      message = format("the circuit breaker is open: %d failures in a row worth retrying; the next trial "
+        .. "in %.1fs", self.client.config.breaker.failures, s) }
+  end
+  if v == "go" then return "go" end
+  if self.waited and not self.pace_t0 then self.pace_t0 = now() end
+  return v, s
 end
 
 --- The wait for its turn is over (it goes, or it ended): the time it took counts in `waited`.
@@ -112,22 +134,15 @@ function Call:began(t)
   started(self, t, self.client.config.timeout)
 end
 
---- Starts the next attempt: the request, `method, url, header lines, body, timeout,
--- connect_timeout`, signed now; or nil and the error that ends the call before it: the
--- client is closed (from a logger, a callback, a transport: nothing more leaves), the
--- breaker is open, the deadline passed.
+--- Starts the next attempt (before said go): the request, `method, url, header lines, body,
+-- timeout, connect_timeout`, signed now; or nil and the error that ends the call before it:
+-- the client is closed (from a logger, a callback, a transport: nothing more leaves), the
+-- deadline passed (while it waited for its turn).
 function Call:begin()
   local client = self.client
+  self:paced()
   if client.closed then return nil, outcome.closed_error(self.attempt, self.sent) end
   local t = now()
-  if client.config.breaker then
-    local left = client.state:breaker_check(t)
-    if left then
-      return nil, errors.CircuitOpenError.new{ attempts = self.attempt, sent = self.sent,
-        retry_after = left, message = format("the circuit breaker is open: %d failures in a row "
-          .. "worth retrying; the next trial in %.1fs", client.config.breaker.failures, left) }
-    end
-  end
   if self.deadline_at and self.deadline_at <= t then return nil, self:deadline_error(false) end
   local timeout = started(self, t, client.config.timeout)
   local e = self.endpoint
@@ -150,17 +165,34 @@ local function log(c, ans, err, what, x)
   end
 end
 
---- The decision after an attempt (itnio.internal.outcome's three steps): "done", res |
--- "stop", err | "retry", delay.
+--- What an attempt's outcome means, before the state records it: res, err, decide's word and
+-- its value, and the facts to record (itnio.internal.outcome: classify, decide, facts).
+-- @tparam table|nil ans the transport's answer
+-- @tparam table|nil fail its failure, when no answer came
+function Call:judge(ans, fail)
+  local res, err = outcome.classify(self, ans, fail)
+  local what, x
+  if res then what, x = "done", res else what, x = outcome.decide(self, err) end
+  return res, err, what, x, outcome.facts(self, res, err, what)
+end
+
+--- The decision, once the state recorded the facts (took: whether the budget gave a retry):
+-- "done", res | "stop", err | "retry", delay; the logger hears of it.
+function Call:settle(ans, err, what, x, facts, took)
+  what, x = outcome.settle(self, err, what, x, facts, took)
+  if self.client.config.logger then log(self, ans, err, what, x) end
+  return what, x
+end
+
+--- The decision after an attempt: judge, the state's after (a round trip, with a store and
+-- something to record), settle.
 -- @tparam table|nil ans the transport's answer
 -- @tparam table|nil fail its failure, when no answer came
 function Call:after(ans, fail)
-  local res, err = outcome.classify(self, ans, fail)
-  outcome.record(self, res, err)
-  local what, x
-  if res then what, x = "done", res else what, x = outcome.decide(self, err) end
-  if self.client.config.logger then log(self, ans, err, what, x) end
-  return what, x
+  local _, err, what, x, facts = self:judge(ans, fail)
+  local took = true
+  if facts then took = self.client.state:after(self, facts, now()) end
+  return self:settle(ans, err, what, x, facts, took)
 end
 
 --- Tells the client's on_call of a call that ended (c: the call, nil for a body that never
@@ -207,19 +239,21 @@ end
 -- @tparam function sleep sleep(seconds)
 function _M.run(c, transport, sleep)
   while true do
-    local wait = c:pace()
-    if wait > 0 then   -- (a deadline that comes first ends the wait: begin then says so)
-      if c.deadline_at then wait = min(wait, max(0, c.deadline_at - now())) end
-      sleep(wait)
-      c:paced()
+    local v, x = c:before()
+    if v == "stop" then return c:finish(nil, x) end
+    if v ~= "go" then   -- (a deadline that comes first ends the wait: begin then says so)
+      if c.deadline_at then x = min(x, max(0, c.deadline_at - now())) end
+      sleep(x)
     end
-    local method, url, lines, body, timeout, ct = c:begin()
-    if not method then return c:finish(nil, url) end
-    local what, x = c:after(transport:send(method, url, lines, body, timeout, ct))
-    if what == "done" then return c:finish(x) end
-    if what == "stop" then return c:finish(nil, x) end
-    sleep(x)
-    c.slept = c.slept + x
+    if v ~= "again" then
+      local method, url, lines, body, timeout, ct = c:begin()
+      if not method then return c:finish(nil, url) end
+      local what, y = c:after(transport:send(method, url, lines, body, timeout, ct))
+      if what == "done" then return c:finish(y) end
+      if what == "stop" then return c:finish(nil, y) end
+      sleep(y)
+      c.slept = c.slept + y
+    end
   end
 end
 

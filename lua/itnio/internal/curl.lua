@@ -21,7 +21,8 @@
 -- kept-alive one turns out closed before any answer.
 local core = require "itnio.core"
 
-local pcall, setmetatable, tostring = pcall, setmetatable, tostring
+local pcall, setmetatable, tostring, assert = pcall, setmetatable, tostring, assert
+local unpack = table.unpack or unpack   -- luacheck: ignore 113 (5.1's)
 
 local _M = {}
 
@@ -90,6 +91,15 @@ function Curl:submit_task(method, url, lines, timeout, ct, endpoint, task, passt
   if not ok then return failure("could not start the transfer: ", id) end
   if not id then return nil, false, x end
   return id, x
+end
+
+--- Queues a command for the client's store on the multi handle (Multi:redis): its key; its
+-- reply comes out of ready as key, value | key, nil, failure.
+-- @param rd the store's Redis (core.redis_new)
+-- @tparam table cmd the command and its arguments
+function Curl:redis(rd, cmd)
+  if not self.multi then assert(self:open()) end
+  return self.multi:redis(rd, unpack(cmd))
 end
 
 --- Does what the sockets have ready, and gives one finished request: key, answer | key,

@@ -171,30 +171,34 @@ end
 -- Outcomes that say nothing of the server: the caller's own ends.
 local NOT_EVIDENCE = { deadline = true, closed = true, cancelled = true }
 
---- What the client learns from an attempt: the breaker hears of it (a failure worth
--- retrying, or anything else), the batch's retry budget earns a little back on a success,
--- and a -16 with the server's Date moves the clock offset (the call is then re-signed and
--- resent at once: decide says so).
+--- What the client is to learn from an attempt, for the state to record (its `after`): the
+-- breaker's evidence (`"ok"`, a failure worth retrying the vendor answered, `"fail"`, or one
+-- that came with no answer, `"local"`: with a store it is this machine's alone), the batch's
+-- budget (`"earn"` after a success, `"take"` for the retry decide wants), and the server's
+-- Date after a -16 (the offset; the call is then re-signed and resent at once). nil when there
+-- is nothing to record (the common case makes no table).
 -- @tparam table c the call
 -- @tparam table|nil res the result
 -- @tparam table|nil err the error
-function _M.record(c, res, err)
-  local client = c.client
-  local st = client.state
-  if client.config.breaker and not (err and NOT_EVIDENCE[err.reason]) then
-    st:breaker_record(err ~= nil and err.retryable == true, now())
-  end
-  if res then
-    if c.budget then c.budget:earn() end
-    return
-  end
-  if err.kind == "TimestampExpiredError" and not c.skew_fixed then
-    local server = httpdate.parse(err.headers and err.headers["date"])
-    if server then
-      st:set_offset(server - floor(wall()))
-      c.resign = true
+-- @tparam string what decide's word: "done", "retry" or "stop"
+function _M.facts(c, res, err, what)
+  local cfg = c.client.config
+  local evidence, budget, date
+  if cfg.breaker and not (err and NOT_EVIDENCE[err.reason]) then
+    if err and err.retryable then
+      evidence = err.kind == "TransportError" and "local" or "fail"
+    else
+      evidence = "ok"   -- (an answer not worth retrying ends a run of failures too)
     end
   end
+  if c.budget then
+    if res then budget = "earn" elseif what == "retry" then budget = "take" end
+  end
+  if err and err.kind == "TimestampExpiredError" and not c.skew_fixed then
+    date = httpdate.parse(err.headers and err.headers["date"])
+  end
+  if not (evidence or budget or date) then return nil end
+  return { evidence = evidence, budget = budget, date = date }
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -205,16 +209,12 @@ local function backoff(client, n)
   return random() * min(client.config.backoff_cap, client.config.backoff_base * 2 ^ (n - 1))
 end
 
---- What follows a failed attempt: "retry", delay (seconds; 0: at once, re-signed, after the
--- skew fix), or "stop", err (the reason it stopped added to the message when a limit of
--- the client's stopped it: max_retry_after, the deadline, the batch's retry budget).
+--- What follows a failed attempt, by the call's own limits: "retry", delay, or "stop", err
+-- (the reason it stopped added to the message when a limit of the client's stopped it:
+-- max_retry_after, the deadline). settle has the last word, once the state has recorded.
 -- @tparam table c the call
 -- @tparam table err the attempt's error
 function _M.decide(c, err)
-  if c.resign then
-    c.resign, c.skew_fixed = nil, true
-    return "retry", 0
-  end
   if not err.retryable or c.retries_left <= 0 or err.reason == "deadline" then return "stop", err end
   local client = c.client
   local delay = backoff(client, client.config.max_retries - c.retries_left + 1)
@@ -231,12 +231,29 @@ function _M.decide(c, err)
     err.message = err.message .. format(" (no retry: the deadline of %gs would pass)", c.deadline)
     return "stop", err
   end
-  if c.budget and not c.budget:take() then
+  return "retry", delay
+end
+
+--- The last word, after the state recorded the facts: a -16 whose Date moved the offset is
+-- re-signed and resent at once; a retry the batch's budget did not give (took false) stops.
+-- @tparam table c the call
+-- @tparam table|nil err the error
+-- @tparam string what decide's word
+-- @param x decide's delay, or the result or error
+-- @tparam table|nil facts what was recorded
+-- @tparam boolean took whether the budget gave the retry
+function _M.settle(c, err, what, x, facts, took)
+  if facts and facts.date and not c.skew_fixed then
+    c.skew_fixed = true
+    return "retry", 0
+  end
+  if what ~= "retry" then return what, x end
+  if facts and facts.budget == "take" and not took then
     err.message = err.message .. " (no retry: the batch's retry budget is spent)"
     return "stop", err
   end
   c.retries_left = c.retries_left - 1
-  return "retry", delay
+  return what, x
 end
 
 return _M

@@ -32,6 +32,7 @@ local secrets = require "itnio.internal.secrets"
 local queue   = require "itnio.internal.queue"
 local heap    = require "itnio.internal.heap"
 local options = require "itnio.internal.options"
+local store   = require "itnio.internal.store"
 
 local pcall, pairs, setmetatable, getmetatable = pcall, pairs, setmetatable, getmetatable
 local huge, min = math.huge, math.min
@@ -44,8 +45,9 @@ local _M = {}
 
 -- WAITING: ready to go, waiting for a timer, or between two attempts (its outcome being
 -- decided). SENDING: a transport function of the caller's runs its attempt (and may yield).
--- ON_WIRE: its transfer runs. DONE: ended.
-local WAITING, SENDING, ON_WIRE, DONE = 1, 2, 3, 4
+-- ON_WIRE: its transfer runs. ASKING, TELLING: its round trip to the store before or after
+-- an attempt runs (on the multi handle, beside the transfers). DONE: ended.
+local WAITING, SENDING, ON_WIRE, ASKING, TELLING, DONE = 1, 2, 3, 4, 5, 6
 
 -- Transfers on a client's multi handle at once; more jobs wait in the ready queue, in order.
 -- Past a few hundred, libcurl's own bookkeeping grows with the square of the transfers.
@@ -87,9 +89,10 @@ local function runner_of(client)
   local t, err = client:_transport("jobs")
   if not t then return nil, err end
   local async = t.submit ~= nil
+  local st = client.state
   r = { client = client, transport = t, async = async, live = 0, finished = 0, transfers = 0,
-        fast = async and not (client.config.logger or client.config.on_call or client.config.rate
-                              or client.config.breaker),
+        store = async and st.before_command and st or nil, limited = client.config.rate ~= nil,
+        fast = async and not (client.config.logger or client.config.on_call or client.asks),
         jobs = {}, ready = queue.new(), done = queue.new(), timers = heap.new("wpos"),
         deadlines = heap.new("dpos"), wire = {}, wire_id = {}, wire_i = {}, wire_t0 = {} }
   client._runner = r
@@ -154,6 +157,10 @@ local function stop(r, job, err)
     if r.transport:cancel(r.wire_id[k]) then c.sent = true end
     off_wire(r, k)
     job.key = nil
+  elseif job.state == ASKING or job.state == TELLING then   -- (its reply will find no one)
+    off_wire(r, job.key)
+    job.key = nil
+    if r.asking == job then r.asking = nil end
   elseif job.state == SENDING then   -- the caller's transport has the request: it may have left
     c.sent = true
   end
@@ -170,14 +177,39 @@ local function schedule(r, job, delay)
   if delay > 0 then r.timers:push(job, now() + delay) else enqueue(r, job) end
 end
 
--- The decision after an attempt. The logger it may call can end the job meanwhile (a close,
--- a cancel, a poll that passed its deadline): an ended job stays ended.
-local function advance(r, job, ans, fail)
-  local what, x = job.call:after(ans, fail)
+-- A round trip to the store for the job (state ASKING or TELLING), on the multi handle.
+local function to_store(r, job, state, cmd)
+  local k = r.transport:redis(r.store.rd, cmd)
+  job.state, job.key, job.cmd = state, k, cmd
+  on_wire(r, k, false, job)
+end
+
+-- The end of an attempt's decision: done, stopped, or a retry later.
+local function conclude(r, job, what, x)
   if job.state == DONE then return end
   if what == "done" then finish(r, job, x)
   elseif what == "stop" then finish(r, job, nil, x)
   else schedule(r, job, x) end
+end
+
+-- The decision after an attempt: judge, then the state records the facts (a round trip to
+-- the store, when there is one and it is usable: the job waits for it), then settle. The
+-- logger the call may hear can end the job meanwhile (a close, a cancel, a poll that passed
+-- its deadline): an ended job stays ended.
+local function advance(r, job, ans, fail)
+  local c = job.call
+  local _, err, what, x, facts = c:judge(ans, fail)
+  local took = true
+  if facts then
+    local st = r.store
+    if st and store.needs_after(facts) and st:usable(now()) then
+      job.judged = { ans, err, what, x, facts }
+      return to_store(r, job, TELLING, st:after_command(c, facts))
+    end
+    if st then took = st:skip_after(c, facts, now()) else took = r.client.state:after(c, facts, now()) end
+  end
+  what, x = c:settle(ans, err, what, x, facts, took)
+  conclude(r, job, what, x)
 end
 
 -- Starts the job's next attempt: submitted to an asynchronous transport, or sent through a
@@ -205,6 +237,49 @@ end
 -- A batch's task sent by the core from its table ended: a plain success is its result at
 -- once (on this path no breaker or observer hears of attempts: the budget earns, and that is
 -- all a plain success records); anything else makes it a job, its first attempt over.
+-- The state's word before an attempt (c:before, or the store's reply), acted on: the job
+-- goes, waits for its booked slot (holding the queue: nothing else starts before it), asks
+-- again later, or ends.
+local function act(r, job, v, x)
+  if v == "stop" then return finish(r, job, nil, x) end
+  if v == "go" then return launch(r, job) end
+  r.paced, r.paced_at, job.ask = job, now() + x, v == "again"
+end
+
+-- A job due to go: the state's word first (with a store, a round trip on the multi handle:
+-- under a rate limit the queue waits for its verdict, one booking at a time).
+local function dispatch(r, job)
+  local st, c = r.store, job.call
+  if not st then return act(r, job, c:before()) end
+  local v, x = c:before(true)   -- (closed? the deadline? it asks the store nothing: below)
+  if v == "stop" then return act(r, job, v, x) end
+  local t = now()
+  local own
+  own, x = st:own(c, t)
+  if own then return act(r, job, c:verdict(own, x)) end
+  if r.limited then r.asking = job end
+  return to_store(r, job, ASKING, st:before_command(c, t))
+end
+
+-- The store's reply for job (or the failure to get one).
+local function store_reply(r, job, value, fail)
+  local st, c = r.store, job.call
+  if not value and store.noscript(fail) and job.cmd[1] == "EVALSHA" then   -- scripts flushed: EVAL
+    return to_store(r, job, job.state, store.with_eval(job.cmd))
+  end
+  local t = now()
+  if job.state == ASKING then
+    job.state, job.key = WAITING, nil
+    if r.asking == job then r.asking = nil end
+    return act(r, job, c:verdict(st:before_reply(c, value, fail, t)))
+  end
+  job.state, job.key = WAITING, nil
+  local j = job.judged
+  job.judged = nil
+  local took = st:after_reply(c, j[5], value, fail, t)
+  conclude(r, job, c:settle(j[1], j[2], j[3], j[4], j[5], took))
+end
+
 local function task_ended(r, owner, i, t0, ans, fail, body)
   r.live = r.live - 1   -- (the task is done, or it lives on as a job)
   if ans and ans.plain then
@@ -242,35 +317,25 @@ local function step(r)
     enqueue(r, job)
   end
   local slice = SLICE
-  local paced = r.paced   -- the job the rate limit booked a slot for: it goes first, when due
+  local paced = r.paced   -- the job whose slot is booked (or that asks again): first, when due
   if paced then
     if r.paced_at > t then
       slice = 0
     else
       r.paced = nil
       if paced.state == WAITING then
-        paced.call:paced()
         slice = slice - 1
-        launch(r, paced)
+        if paced.ask then dispatch(r, paced) else launch(r, paced) end
         if r.closed then return end
       end
     end
   end
-  local limited = r.client.config.rate ~= nil
-  while slice > 0 and room(r) do
+  while slice > 0 and room(r) and not r.paced and not r.asking do
     local job = r.ready:pop()
     if not job then break end
     if job.state == WAITING then
-      if limited then
-        local wait = job.call:pace()
-        if wait > 0 then   -- its slot is booked: nothing else starts before it
-          r.paced, r.paced_at = job, now() + wait
-          break
-        end
-        job.call:paced()
-      end
       slice = slice - 1
-      launch(r, job)
+      dispatch(r, job)
       if r.closed then return end
     end
   end
@@ -281,14 +346,17 @@ local function step(r)
     if not k then break end
     local entry = wire[k]
     if entry then
-      if getmetatable(entry) == job_mt then
-        off_wire(r, k)
-        entry.state, entry.key = WAITING, nil
-        advance(r, entry, ans, fail)
-      else
+      if getmetatable(entry) ~= job_mt then
         local i, t0 = r.wire_i[k], r.wire_t0[k]
         off_wire(r, k)
         task_ended(r, entry, i, t0, ans, fail, body)
+      elseif entry.state == ASKING or entry.state == TELLING then
+        off_wire(r, k)
+        store_reply(r, entry, ans, fail)
+      else
+        off_wire(r, k)
+        entry.state, entry.key = WAITING, nil
+        advance(r, entry, ans, fail)
       end
       if r.closed then return end
     end
@@ -315,7 +383,7 @@ end
 -- @tparam table r the runner
 function _M.due(r)
   if not r.done:empty() then return 0 end
-  if not r.paced and not r.ready:empty() and room(r) then return 0 end
+  if not r.paced and not r.asking and not r.ready:empty() and room(r) then return 0 end
   local t, soonest = now(), huge
   if r.paced then soonest = r.paced_at - t end
   local _, at = r.timers:top()

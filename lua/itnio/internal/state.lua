@@ -13,13 +13,16 @@
 --
 --     local st = state.new(client, opts)      -- opts: rate, burst, breaker, shared_dict
 --     st:offset() / st:set_offset(n)          seconds to add to the local clock
---     st:reserve(now)                         seconds to wait for the next attempt's slot
+--     st:reserve(now[, share])                seconds until the slot booked (share: a rate of
+--                                             its own, a store's share of the rate)
 --     st:breaker_check(now)                   nil (go), or seconds until the breaker lets a trial go
 --     st:breaker_record(failed, now)          after an attempt: failed worth retrying, or not
 --     st:budget(capacity, earn)               the batch's retry budget: take() / earn()
 local core    = require "itnio.core"
+local compat  = require "itnio.internal.compat"
 local limiter = require "itnio.internal.limiter"
 local options = require "itnio.internal.options"
+local store   = require "itnio.internal.store"
 
 local type, tostring, setmetatable, max, min = type, tostring, setmetatable, math.max, math.min
 local floor = math.floor
@@ -49,14 +52,56 @@ function _M.check_breaker(b)
 end
 
 -- ---------------------------------------------------------------------------------------
+-- The two steps every state takes, whatever keeps it (the store, itnio.internal.store, has
+-- the same two, as one round trip each):
+--
+--   st:before(c, now) -> "go" | "wait", s (its slot is booked) | "open", s (the breaker)
+--   st:after(c, facts, now) -> took: facts.evidence ("ok", "fail", or "local": a failure of
+--     this machine's own) for the breaker, facts.budget ("earn", "take") for c.budget,
+--     facts.date (the server's clock, for the offset); took: whether a "take" got a token
+
+local function before(self, c, t)
+  local cfg = c.client.config
+  if cfg.breaker then
+    local left = self:breaker_check(t)
+    if left then return "open", left end
+  end
+  if cfg.rate then
+    local wait = self:reserve(t)
+    if wait > 0 then return "wait", wait end
+  end
+  return "go", 0
+end
+
+local function after(self, c, facts, t)
+  if not facts then return true end
+  local took = true
+  if facts.evidence and c.client.config.breaker then self:breaker_record(facts.evidence ~= "ok", t) end
+  local budget = c.budget
+  if budget then
+    if facts.budget == "earn" then budget:earn() elseif facts.budget == "take" then took = budget:take() end
+  end
+  if facts.date then self:set_offset(facts.date - floor(compat.wall())) end
+  return took
+end
+
+-- ---------------------------------------------------------------------------------------
 -- In the client (one process)
 
 local Local = {}
 Local.__index = Local
 
+Local.before, Local.after = before, after
+
 function Local:offset() return self.off end
 function Local:set_offset(v) self.off = v end
-function Local:reserve(t) return self.lim:reserve(t) end
+function Local:reserve(t, share)
+  if not share then return self.lim:reserve(t) end
+  if share ~= self.share_rate then   -- (a store's share of the rate: a limiter of its own)
+    self.share_rate, self.share = share, limiter.new(share, self.burst)
+  end
+  return self.share:reserve(t)
+end
 
 function Local:breaker_check(t)
   local until_t = self.open_until
@@ -102,6 +147,7 @@ end
 
 local Shared = {}
 Shared.__index = Shared
+Shared.before, Shared.after = before, after
 
 function Shared:offset() return self.dict:get(self.prefix .. "offset") or self.off end
 function Shared:set_offset(v)
@@ -123,8 +169,11 @@ end
 -- The rate limit as slots of 1/rate seconds, one attempt each, claimed with `add` (atomic;
 -- the first worker to add a slot's key has it). A slot in the last `burst` slots that nobody
 -- took is free to take at once, which gives the bucket's burst after a quiet spell.
-function Shared:reserve(t)
+function Shared:reserve(t, share)
   local rate, dict, key = self.rate, self.dict, self.prefix .. "slot:"
+  if share then   -- (the machine's share of a store's rate: slots of their own)
+    rate, key = share, self.prefix .. format("slot/%.17g:", share)
+  end
   local ttl = max(2, (self.burst + 1) / rate + 1)
   local s = floor(t * rate) - (self.burst - 1)
   local walked = 0
@@ -194,16 +243,11 @@ end
 
 -- ---------------------------------------------------------------------------------------
 
---- The state of a new client: nil, why when the shared dict cannot be used.
--- @tparam table client the client (its api_key and timeout are read)
--- @tparam table opts itnio.new's options (rate, burst, breaker, shared_dict)
--- @treturn table the state
-function _M.new(client, opts)
-  local trial_timeout = (client.config.timeout or 10) + (client.config.connect_timeout or 3)
-  local lim = opts.rate and limiter.new(opts.rate, opts.burst) or nil
+-- The client's own state, or the machine's dict's: nil, why when the dict cannot be used.
+local function own(client, opts, trial_timeout, lim)
   local name = opts.shared_dict
   if name == nil then
-    return setmetatable({ off = 0, lim = lim, breaker = opts.breaker, fails = 0,
+    return setmetatable({ off = 0, lim = lim, breaker = opts.breaker, fails = 0, burst = opts.burst,
                           trial_timeout = trial_timeout }, Local)
   end
   local dict = ngx and ngx.shared and ngx.shared[name]
@@ -217,9 +261,25 @@ function _M.new(client, opts)
   if not ok and err ~= "exists" then
     return nil, "shared_dict " .. name .. " cannot hold the client's state (" .. tostring(err) .. ")"
   end
+  -- The machine's name for the store's count of clients (its workers share one share)
+  dict:add(prefix .. "member", string.format("m%08x", math.floor(math.random() * 2 ^ 32)))
   return setmetatable({ dict = dict, name = name, prefix = prefix, rate = opts.rate, burst = opts.burst or 1,
                         fallback = lim, breaker = opts.breaker, trial_timeout = trial_timeout, off = 0,
+                        member = dict:get(prefix .. "member"),
                         warn = function(msg) client:_log("warn", msg, nil, true) end }, Shared)
+end
+
+--- The state of a new client: nil, why when the shared dict cannot be used. With a store,
+-- the store's, on the client's own state (or the dict's) as its fallback.
+-- @tparam table client the client (its api_key and timeout are read)
+-- @tparam table opts itnio.new's options (rate, burst, breaker, shared_dict, store: parsed)
+-- @treturn table the state
+function _M.new(client, opts)
+  local trial_timeout = (client.config.timeout or 10) + (client.config.connect_timeout or 3)
+  local lim = opts.rate and limiter.new(opts.rate, opts.burst) or nil
+  local st, why = own(client, opts, trial_timeout, lim)
+  if not st or not opts.store then return st, why end
+  return store.new(client, opts.store, st, ngx ~= nil and ngx.socket ~= nil)
 end
 
 return _M
