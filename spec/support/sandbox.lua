@@ -8,7 +8,7 @@
 --   local sb = sandbox.start{ skew = 0, hold_ms = 0, allow_ip = nil, window = nil, http2 = false,
 --                             keepalive_timeout = nil, key = nil, secret = nil }
 --   sb.http_url, sb.https_url, sb.cafile, sb.api_key, sb.api_secret, sb.prefix, sb.port, sb.tls_port
---   sb:reset()  sb:fault{ kind = "code", code = -18, count = 1 }  sb:faults()  sb:stats()
+--   sb:reset()  sb:fault{ kind = "code", code = -18, count = 1 }  sb:faults()  sb:stats()  sb:arrivals()
 --   sb:client{ max_retries = 0 }   -- an itnio client on this sandbox, quick backoff
 --   sandbox.task("text", { keyId = 300 })   -- a valid task (one TTS node saying text)
 --   sb:task(299)  sb:set_task(302, "Pending")  sb:error_log()  sb:status()  sb:stop()
@@ -98,6 +98,7 @@ end
 
 function Sandbox:reset() return control_json(self, "POST", "/sandbox/reset") end
 function Sandbox:stats() return control_json(self, "GET", "/sandbox/stats") end
+function Sandbox:arrivals() return control_json(self, "GET", "/sandbox/arrivals").arrivals end
 
 -- An itnio client on this sandbox's plain-HTTP port, its backoff short; `over` sets options.
 function Sandbox:client(over)

@@ -46,7 +46,7 @@ end
 -- status, code, answer, reset; raises on one that is none); `task(keyId)` the stored task
 -- `{ keyId, status, updates, updated_at, task }` or nil; `set_task(keyId, status)`;
 -- `requests()` the requests seen, `{ method, url, path, headers, body }` each; `stats()`
--- `{ requests, connections, accepted }`; `reset()` back to its first tasks, no faults, nothing
+-- `{ requests, connections, accepted }`; `arrivals()` when each request arrived (seconds); `reset()` back to its first tasks, no faults, nothing
 -- seen. A delay longer than the request's timeout ends it as a `timeout` (after that long); a
 -- reset as a `reset`.
 -- @tparam table opts the options
@@ -118,12 +118,14 @@ function _M.vendor(opts)
     return copy
   end
   local function control_stats() return v:stats() end
+  local function control_arrivals() return v:arrivals() end
   local function control_reset()
     v:reset()
     seen = {}
   end
   local control = { fault = control_fault, task = control_task, set_task = control_set_task,
-                    requests = control_requests, stats = control_stats, reset = control_reset }
+                    requests = control_requests, stats = control_stats, reset = control_reset,
+                    arrivals = control_arrivals }
   return transport, control
 end
 

@@ -151,6 +151,11 @@ function M.handle(vendor)
     return control_json(200, { reset = true })
   end
   if uri == "/sandbox/stats" then return control_json(200, the_vendor:stats()) end
+  if uri == "/sandbox/arrivals" then
+    local t = the_vendor:arrivals()
+    for i = 1, #t do t[i] = string.format("%.6f", t[i]) end
+    return control_json(200, '{"arrivals":[' .. table.concat(t, ",") .. ']}')
+  end
   return control_json(404, { error = "not found" })
 end
 

@@ -17,7 +17,7 @@
 -- A store is three dicts with the methods of nginx's shared dicts that this module uses (get,
 -- set, safe_set, incr, add, delete, flush_all, flush_expired, lpop, lpush, rpush, llen):
 -- `tasks` (status:<id>, updates:<id>, at:<id>, body:<id>), `faults` (list "queue" of
--- "<remaining count> <json>") and `stats` (requests, connections, accepted). `vendor.memory()`
+-- "<remaining count> <json>") and `stats` (requests, connections, accepted, arrival:<n>). `vendor.memory()`
 -- makes one in Lua tables.
 local cjson = require "cjson.safe"
 local core  = require "itnio.core"
@@ -313,6 +313,21 @@ local function next_fault(self)
   return f
 end
 
+--- How many requests' arrival times a vendor keeps (from the first since the last reset).
+_M.ARRIVALS = 20000
+
+--- When each request to the API arrived (seconds on the vendor's unskewed clock), in order
+-- of arrival, for the first ARRIVALS requests since the last reset.
+-- @treturn table the times
+function Vendor:arrivals()
+  local s, t = self.store.stats, {}
+  for i = 1, math.min(s:get("requests") or 0, _M.ARRIVALS) do
+    local at = s:get("arrival:" .. i)
+    if at then t[#t + 1] = at end
+  end
+  return t
+end
+
 --- The counters: { requests, connections, accepted }.
 function Vendor:stats()
   local s = self.store.stats
@@ -436,7 +451,8 @@ end
 -- @treturn table the reply: `{ status, body, ctype, headers, delay }`, or `{ reset = true }`
 function Vendor:handle(name, req)
   local stats = self.store.stats
-  stats:incr("requests", 1, 0)
+  local n = stats:incr("requests", 1, 0)
+  if n and n <= _M.ARRIVALS then stats:safe_set("arrival:" .. n, self.clock()) end
   if stats:add("conn:" .. tostring(req.connection or "?"), true) then stats:incr("connections", 1, 0) end
   local reply = {}
 
