@@ -209,8 +209,13 @@ describe("the store", function()
         assert(c:recall_update(task()))
         longest = math.max(longest, core.now() - t0)
       end
+      local fresh = client{ rate = 1000, logger = function() end }   -- (a client made per request)
+      local t0 = core.now()
+      assert(fresh:recall_update(task()))
+      local first = core.now() - t0
       r:resume()
       assert.is_true(longest < 0.1 + 0.1 + 0.05, "a call took " .. longest .. " s")   -- timeout + the call
+      assert.is_true(first < 0.08, "a new client paid the timeout again: " .. first .. " s")
       core.sleep(1.1)   -- past the store's interval: one command probes, and it answers
       for _ = 1, 3 do assert(c:recall_update(task())) end
       assert.equal(1, lines_of(log, "is away"))
@@ -235,6 +240,26 @@ describe("the store", function()
       assert.is_true(longest < 0.05, "a poll(0) took " .. longest .. " s")
       assert.equal(1, lines_of(log, "is away"))
       r:restart()
+      core.sleep(1.1)   -- past the store's interval: the next call finds it back
+      assert(c:recall_update(task()))
+      assert.equal(1, lines_of(log, "answers again"))
+    end)
+
+    it("restarted between two calls: a new connection, and nothing is said", function()
+      local log = {}
+      local c = client{ rate = 200, logger = function(_, msg) log[#log + 1] = msg end }
+      assert(c:recall_update(task()))
+      local job = assert(c:start_recall_update(task()))
+      while c:poll(0.1) > 0 do end
+      assert(job:result())
+      r:kill()
+      r:restart()
+      assert(c:recall_update(task()))
+      job = assert(c:start_recall_update(task()))
+      while c:poll(0.1) > 0 do end
+      assert(job:result())
+      assert.equal(0, lines_of(log, "the store"), table.concat(log, "\n"))
+      assert.is_true(next(r:keys()) ~= nil)   -- (the state is in the new one)
     end)
 
     it("refusing the password: said once, clearly, without the password; calls go on", function()

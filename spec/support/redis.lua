@@ -5,6 +5,7 @@
 --   local redis = require "support.redis"
 --   local r = redis.start{ password = "..." }   -- r.port, r.password, r.url (redis://:pw@127.0.0.1:port)
 --   r:cli("GET", "k")   r:keys()   r:stop()   r:kill()   r:pause()   r:resume()   r:restart()
+--   r:set_password(pw, drop)
 local shell = require "support.shell"
 
 local q, run = shell.quote, shell.run
@@ -64,14 +65,29 @@ function R:keys()
   return t
 end
 
+-- Changes its password and, with drop, drops every client connected: those still holding the
+-- old one are refused from their next connection on. (r.url keeps the password it started
+-- with.)
+function R:set_password(pw, drop)
+  self:cli("CONFIG", "SET", "requirepass", pw)
+  self.password = pw
+  if drop then self:cli("CLIENT", "KILL", "TYPE", "normal") end
+end
+
 function R:pause() run("kill -STOP " .. self.pid) end
 function R:resume() run("kill -CONT " .. self.pid) end
 
 -- Kills it (SIGKILL), leaving its port free; restart() starts it again on the same port.
+-- Whether its process is there (a zombie not yet reaped is gone).
+local function alive(pid)
+  return run("kill -0 " .. pid .. " 2>/dev/null && ! grep -q '^State:.*Z' /proc/" .. pid
+    .. "/status 2>/dev/null && echo alive"):find("alive") ~= nil
+end
+
 function R:kill()
   run("kill -KILL " .. self.pid)
   for _ = 1, 100 do
-    if not run("kill -0 " .. self.pid .. " 2>/dev/null && echo alive"):find("alive") then break end
+    if not alive(self.pid) then break end
     run("sleep 0.02")
   end
   os.remove(self.dir .. "/redis.pid")
@@ -86,7 +102,7 @@ function R:stop()
   self.stopped = true
   run("kill -CONT " .. self.pid .. " 2>/dev/null; kill -TERM " .. self.pid .. " 2>/dev/null")
   for _ = 1, 100 do
-    if not run("kill -0 " .. self.pid .. " 2>/dev/null && echo alive"):find("alive") then break end
+    if not alive(self.pid) then break end
     run("sleep 0.02")
   end
   run("rm -rf -- " .. q(self.dir))

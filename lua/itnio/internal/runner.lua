@@ -264,9 +264,14 @@ end
 -- The store's reply for job (or the failure to get one).
 local function store_reply(r, job, value, fail)
   local st, c = r.store, job.call
+  if not value and fail.reason == "closed" and not job.anew then   -- a closed connection: once
+    job.anew = true                                                  -- more, on a new one
+    return to_store(r, job, job.state, job.cmd)
+  end
   if not value and store.noscript(fail) and job.cmd[1] == "EVALSHA" then   -- scripts flushed: EVAL
     return to_store(r, job, job.state, store.with_eval(job.cmd))
   end
+  job.anew = nil
   local t = now()
   if job.state == ASKING then
     job.state, job.key = WAITING, nil

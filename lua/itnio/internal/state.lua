@@ -262,7 +262,7 @@ local function own(client, opts, trial_timeout, lim)
     return nil, "shared_dict " .. name .. " cannot hold the client's state (" .. tostring(err) .. ")"
   end
   -- The machine's name for the store's count of clients (its workers share one share)
-  dict:add(prefix .. "member", string.format("m%08x", math.floor(math.random() * 2 ^ 32)))
+  dict:add(prefix .. "member", store.member_id())
   return setmetatable({ dict = dict, name = name, prefix = prefix, rate = opts.rate, burst = opts.burst or 1,
                         fallback = lim, breaker = opts.breaker, trial_timeout = trial_timeout, off = 0,
                         member = dict:get(prefix .. "member"),

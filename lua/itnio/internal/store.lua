@@ -220,38 +220,63 @@ end
 local Store = {}
 Store.__index = Store
 
--- Whether a command may go to the store now (else the fallback answers at once).
+-- What a process knows of a store, shared by its clients (a client made per request must not
+-- pay the timeout again): its health, by address and login; the count of clients it last said and the
+-- offset, by account. (Weak: forgotten with the last client that holds them.)
+local HEALTH = setmetatable({}, { __mode = "v" })
+local SEEN = setmetatable({}, { __mode = "v" })
+
+-- Whether a command may go to the store now (else the fallback answers at once). While it is
+-- away, one command an interval probes it (inside nginx, a timer: Cosocket:probe); a probe
+-- that never ends (its job cancelled, its client closed) frees the way after twice the
+-- store's timeouts.
 function Store:usable(now)
-  if not self.down_until then return true end
-  if now < self.down_until or self.probing then return false end
-  self.probing = true   -- this one command probes; the others go on with the fallback
+  local h = self.health
+  if not h.down_until then return true end
+  if now < h.down_until or (h.probing and now < h.probing) then return false end
+  h.probing = now + 2 * (self.o.timeout + self.o.connect_timeout)
+  if self.conn.probe and self.conn:probe(self) then return false end   -- (nobody waits for it)
   return true
 end
 
 -- The store answered: back, if it was away.
 function Store:answered()
-  self.probing = false
-  if self.down_until then
-    self.down_until, self.interval = nil, nil
+  local h = self.health
+  h.probing = nil
+  if h.down_until then
+    h.down_until, h.interval, h.said_auth = nil, nil, nil
     self.client:_log("info", "itnio: the store (" .. self.where .. ") answers again: the account's state "
       .. "is shared again", { store = self.where })
   end
 end
 
--- The store failed to answer: away for an interval (1 s; doubling to 30 s while commands time
--- out, as each such probe costs a caller its timeout).
-function Store:lost(now, fail)
-  self.probing = false
+-- How long the store is left alone after a failure that cost no wait (a refused connection
+-- or login, READONLY): short, as a probe costs nothing, and each client comes back within it.
+local FAST = 0.25
+
+-- The store failed to answer: away for an interval (1 s, doubling to 30 s while commands time
+-- out, as each such probe costs a caller its timeout; FAST for the failures that cost none).
+-- The logger hears it once, from the client that found it so, until the store answers again.
+function Store:lost(now, fail, quick)
+  local h = self.health
+  if h.down_until and not h.probing then return end   -- (a command sent before it was lost)
+  h.probing = nil
   local kind = away_kind(fail)
-  local step = self.interval or 1
-  self.interval = kind == "timeout" and min(30, step * 2) or 1
-  local first = not self.down_until
-  self.down_until = now + step
+  local step = h.interval or (kind == "timeout" and 1 or FAST)
+  h.interval = kind == "timeout" and min(30, step * 2) or FAST
+  if quick then step, h.interval = FAST, FAST end
+  local first = not h.down_until
+  h.down_until = now + step
+  local auth = kind == "auth" and not h.said_auth
+  if auth then h.said_auth = true end
   if first then
-    local why = kind == "auth" and ("the store refused the credentials (" .. tostring(fail.message) .. ")")
-      or (kind .. ": " .. tostring(fail.message))
+    local why = (auth and "the store refused the credentials (" .. tostring(fail.message) .. ")")
+      or kind .. ": " .. tostring(fail.message)
     self.client:_log("warn", "itnio: the store (" .. self.where .. ") is away, " .. why .. ": each client "
       .. "goes on with state of its own, pacing at its share of the rate", { store = self.where }, true)
+  elseif auth then   -- (away for another reason first: a refused login is said too, once)
+    self.client:_log("warn", "itnio: the store (" .. self.where .. ") refused the credentials ("
+      .. tostring(fail.message) .. "): check the store's user and password", { store = self.where }, true)
   end
 end
 
@@ -278,10 +303,10 @@ local function learn_clock(self, value)
   local sec, usec = tonumber(value[5]), tonumber(value[6])
   if not (sec and usec) then return end
   local redis_now = sec + usec / 1e6
-  local off = tonumber(value[4])
-  if off then self.offset_value = off + (redis_now - wall()) end
+  local off = tonumber(value[4])   -- (none: the fleet knows none, or no longer, and nor do we)
+  self.seen.offset = off and off + (redis_now - wall()) or nil
   local n = tonumber(value[3])
-  if n and n >= 1 then self.members_seen = n end
+  if n and n >= 1 then self.seen.members = n end
 end
 
 --- The verdict of the round trip before an attempt: "go" | "wait", s (the slot booked: go
@@ -314,7 +339,7 @@ function Store:fallback_before(_, now)
     if left then return "open", left end
   end
   if cfg.rate then   -- (the machine's share, with a dict: its workers share it)
-    local wait = fb:reserve(now, cfg.rate / (self.members_seen or 1))
+    local wait = fb:reserve(now, cfg.rate / (self.seen.members or 1))
     if wait > 0 then return "wait", wait end
   end
   return "go", 0
@@ -365,7 +390,7 @@ function Store:after_reply(c, facts, value, fail, now)
   if type(value) ~= "table" then return true end
   if facts.date then
     local sec, usec = tonumber(value[2]), tonumber(value[3])
-    if sec and usec then self.offset_value = facts.date - sec + (sec + usec / 1e6 - wall()) end
+    if sec and usec then self.seen.offset = facts.date - sec + (sec + usec / 1e6 - wall()) end
   end
   return facts.budget ~= "take" or value[1] == 1
 end
@@ -379,7 +404,7 @@ function Store:fallback_after(c, facts, now)
   local budget = c.budget
   if budget and facts.budget == "earn" then budget.local_budget:earn() end
   if budget and facts.budget == "take" then self.fallback_took = budget.local_budget:take() end
-  if facts.date then self.offset_value = facts.date - floor(wall()) end
+  if facts.date then self.seen.offset = facts.date - floor(wall()) end
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -404,6 +429,9 @@ end
 
 local function evalsha(conn, cmd)
   local value, fail = conn:call(cmd)
+  if not value and fail.reason == "closed" then   -- a kept connection the server had closed
+    value, fail = conn:call(cmd)                   -- (a restart, an idle timeout): a new one
+  end
   if not value and _M.noscript(fail) then value, fail = conn:call(_M.with_eval(cmd)) end
   return value, fail
 end
@@ -446,7 +474,7 @@ end
 --- The offset to add to the local wall clock for the Timestamp: the fleet's, or the last one
 -- known, or the fallback's.
 function Store:offset()
-  return self.offset_value or self.fallback:offset()
+  return self.seen.offset or self.fallback:offset()
 end
 
 function Store:set_offset(v)   -- (the fallback's copy; the fleet's goes with the next round trip)
@@ -510,6 +538,27 @@ function Cosocket:call(cmd)
   return res
 end
 
+--- A name for a client (or a machine) in the store's count of clients: unique among the
+-- processes of a fleet without a seeded random (LuaJIT's and nginx workers' start alike):
+-- the time, the process (nginx: its pid), a fresh table's address and a random, hashed.
+function _M.member_id()
+  local pid = ngx and ngx.worker and ngx.worker.pid and ngx.worker.pid() or ""   -- luacheck: ignore 113
+  return core.sha1(format("%.6f %s %s %.17g %.17g", wall(), pid, tostring({}), compat.now(), random()))
+    :sub(1, 16)
+end
+
+-- Inside nginx, the store is probed in a timer while it is away (a PING, through AUTH and
+-- SELECT when the connection is new), so that no call waits for the probe, and each worker
+-- is back within FAST of the store. false when no timer can be made here.
+function Cosocket:probe(st)
+  local ok = ngx.timer.at(0, function(premature)   -- luacheck: ignore 113 (ngx)
+    if premature then return end
+    local value, fail = self:call{ "PING" }
+    if value then st:answered() else st:lost(compat.now(), fail, true) end
+  end)
+  return ok ~= nil
+end
+
 -- nginx's Redis client, under either name; or nil.
 local function resty_redis()
   for _, name in pairs{ "resty.redis", "nginx.redis" } do
@@ -532,17 +581,21 @@ function _M.new(client, o, fallback, in_nginx)
     where = "redis://" .. o.host .. ":" .. o.port .. (o.db ~= 0 and ("/" .. o.db) or ""),   -- (no password)
     keys = { rate = base .. "rate", open = base .. "open", trial = base .. "trial", offset = base .. "offset",
              members = base .. "members", fails = base .. "fails", budget = base .. "budget" },
-    member = fallback.member or format("%08x%08x", floor(random() * 2 ^ 32), floor(wall() * 1e3) % 2 ^ 32),
+    member = fallback.member or _M.member_id(),
     trial_timeout = (client.config.timeout or 10) + (client.config.connect_timeout or 3),
   }, Store)
+  local login = self.where .. " " .. core.sha1((o.user or "") .. "\0" .. (o.password or "")):sub(1, 12)
+  self.health = HEALTH[login] or {}   -- (a wrong password is that login's trouble alone)
+  HEALTH[login] = self.health
+  self.seen = SEEN[self.where .. " " .. base] or {}
+  SEEN[self.where .. " " .. base] = self.seen
   if in_nginx then
     local redis = resty_redis()
     if not redis then
       return nil, "store needs lua-resty-redis inside nginx (Debian: lua-nginx-redis; resty.redis or "
         .. "nginx.redis)"
     end
-    local who = core.sha1((o.user or "") .. "\0" .. (o.password or "")):sub(1, 12)   -- (a pool per login)
-    local pool = "itnio-store:" .. o.host .. ":" .. o.port .. ":" .. o.db .. ":" .. who
+    local pool = "itnio-store:" .. login   -- (a pool per login)
     self.conn = setmetatable({ o = o, redis = redis, pool = pool }, Cosocket)
   else
     self.rd = core.redis_new{ host = o.host, port = o.port, db = o.db, user = o.user, password = o.password,

@@ -46,9 +46,9 @@ end
 -- status, code, answer, reset; raises on one that is none); `task(keyId)` the stored task
 -- `{ keyId, status, updates, updated_at, task }` or nil; `set_task(keyId, status)`;
 -- `requests()` the requests seen, `{ method, url, path, headers, body }` each; `stats()`
--- `{ requests, connections, accepted }`; `arrivals()` when each request arrived (seconds); `reset()` back to its first tasks, no faults, nothing
--- seen. A delay longer than the request's timeout ends it as a `timeout` (after that long); a
--- reset as a `reset`.
+-- `{ requests, connections, accepted }`; `arrivals()` when each request arrived (seconds);
+-- `reset()` back to its first tasks, no faults, nothing seen. A delay longer than the
+-- request's timeout ends it as a `timeout` (after that long); a reset as a `reset`.
 -- @tparam table opts the options
 -- @treturn function the transport
 -- @treturn table the control
