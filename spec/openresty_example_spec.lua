@@ -99,6 +99,34 @@ describe("examples/openresty", function()
     assert.equal(400, status)
   end)
 
+  it("keeps the account's state in Redis with ITNIO_STORE, the password nowhere in its log", function()
+    local r = require("support.redis").start{ password = "example-St0re-pw" }
+    local with = nginx.start{ conf = example_conf(sb.cafile), env = {
+      ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = sb.api_secret, ITNIO_BASE_URL = sb.https_url,
+      ITNIO_STORE = r.url } }
+    local ok, err = pcall(function()
+      local status, body = with:get("/recall-task", "POST", TASK, { ["Content-Type"] = "application/json" })
+      assert.equal(200, status, body)
+      assert.is_true(cjson.decode(body).ok)
+      local n = 0
+      for k in pairs(r:keys()) do
+        assert.truthy(k:find("^itnio:{%x+}:"), k)
+        n = n + 1
+      end
+      assert.is_true(n >= 1, "nothing in the store")
+      r:kill()   -- and without it: the call goes on, the log says so once, without the password
+      status, body = with:get("/recall-task", "POST", TASK, { ["Content-Type"] = "application/json" })
+      assert.equal(200, status, body)
+      local log = with:error_log()
+      assert.truthy(log:find("is away", 1, true), log)
+      assert.is_nil(log:find("example-St0re-pw", 1, true))
+      assert.is_nil(log:find(sb.api_secret, 1, true))
+    end)
+    with:stop()
+    r:stop()
+    assert(ok, err)
+  end)
+
   it("never shows the secret in what it answers or logs", function()
     example:get("/recall-task", "POST", '{"keyId":300,"recallType":0,"recallInterval":1,"recallNum":1}')
     assert.is_nil(example:error_log():find(sb.api_secret, 1, true))

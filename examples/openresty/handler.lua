@@ -25,7 +25,8 @@ end
 
 -- One client per worker: it keeps the connection pool's name and the options; what it
 -- learns (the clock offset, the breaker's state, the retry budget) lives in the shared dict,
--- so the workers learn it once.
+-- so the workers learn it once; with ITNIO_STORE (redis://[user:password@]host[:port][/db]),
+-- in Redis, for every machine of the account, the dict being the machine's fallback.
 local client, client_err
 
 local function get_client()
@@ -36,10 +37,12 @@ local function get_client()
     base_url   = os.getenv("ITNIO_BASE_URL"),     -- nil: https://api.itniotech.com
     timeout = 10, connect_timeout = 3, max_retries = 2, deadline = 25,
     shared_dict = "itnio", breaker = { failures = 20, cooldown = 10 },
+    store = os.getenv("ITNIO_STORE"),                -- nil: the dict alone (this machine)
     on_call = count,
     logger = function(level, message, fields)
       if level ~= "info" then
-        ngx.log(level == "error" and ngx.ERR or ngx.WARN, message, " attempt=", fields.attempt)
+        local attempt = fields and fields.attempt
+        ngx.log(level == "error" and ngx.ERR or ngx.WARN, message, attempt and " attempt=" .. attempt or "")
       end
     end,
   }
