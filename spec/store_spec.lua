@@ -98,6 +98,31 @@ describe("the store", function()
     assert.is_true(n >= 4, n)
   end)
 
+  it("puts neither the store's password nor the secret in a log, an error, an event or a result", function()
+    local seen = {}
+    local function keep(...) seen[#seen + 1] = { ... } end
+    local c = client{ rate = 100, breaker = { failures = 2, cooldown = 0.2 }, max_retries = 1,
+                      backoff_base = 0.001, logger = keep, on_call = keep }
+    keep(c:recall_update(task()))
+    sb:fault{ kind = "status", status = 503, count = 3 }
+    keep(c:recall_update(task()))
+    keep(c:batch_recall_update({ task(), task() }))
+    local job = assert(c:start_recall_update(task()))
+    while c:poll(0.1) > 0 do end
+    keep(job:result())
+    r:pause()   -- and what it says when the store is away
+    keep(c:recall_update(task()))
+    r:resume()
+    core.sleep(1.1)   -- (back, for the specs after this one: the process remembers it was away)
+    keep(c:recall_update(task()))
+    local text = require("support.fixtures").dump(seen)
+    assert.truthy(text:find("answers again", 1, true), text)
+    assert.truthy(text:find("is away", 1, true), text)
+    for _, secret in ipairs{ r.password, sb.api_secret } do
+      assert.is_nil(text:find(secret, 1, true), "found in: " .. text)
+    end
+  end)
+
   it("paces two clients of the account at one rate, on the blocking path", function()
     local a, b = client{ rate = 20 }, client{ rate = 20 }
     local t0 = core.now()
