@@ -123,6 +123,36 @@ describe("the store", function()
     end
   end)
 
+  it("makes one round trip an attempt, and a second only when there is something to tell", function()
+    local function trips()
+      local n = 0
+      for calls in r:cli("INFO", "commandstats"):gmatch("cmdstat_eval%a*:calls=(%d+)") do
+        n = n + tonumber(calls)
+      end
+      return n
+    end
+    local c = client{ breaker = { failures = 3, cooldown = 1 }, max_retries = 0 }
+    local function costs(f)
+      local t0 = trips()
+      f()
+      return trips() - t0
+    end
+    for _, text in pairs(require("itnio.internal.store").SCRIPTS) do r:cli("SCRIPT", "LOAD", text) end
+    assert.equal(5, costs(function() for _ = 1, 5 do assert(c:recall_update(task())) end end))
+    sb:fault{ kind = "status", status = 503, count = 1 }
+    assert.equal(2, costs(function() assert.is_nil(c:recall_update(task())) end))   -- counted
+    assert.equal(2, costs(function() assert(c:recall_update(task())) end))          -- and reset
+    assert.equal(1, costs(function() assert(c:recall_update(task())) end))
+    -- the batch's budget: earned while it is not known to be full, then no more (one at a time;
+    -- the process may know it full already, from a batch of an earlier spec)
+    local results
+    local n = costs(function()
+      results = c:batch_recall_update({ task(), task(), task(), task() }, { concurrency = 1 })
+    end)
+    assert.is_true(n == 4 or n == 5, n .. " round trips for 4 tasks")
+    assert(results[4].res)
+  end)
+
   it("paces two clients of the account at one rate, on the blocking path", function()
     local a, b = client{ rate = 20 }, client{ rate = 20 }
     local t0 = core.now()

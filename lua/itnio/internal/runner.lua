@@ -202,7 +202,7 @@ local function advance(r, job, ans, fail)
   local took = true
   if facts then
     local st = r.store
-    if st and store.needs_after(facts) and st:usable(now()) then
+    if st and st:needs(job.call, facts) and st:usable(now()) then
       job.judged = { ans, err, what, x, facts }
       return to_store(r, job, TELLING, st:after_command(c, facts))
     end

@@ -117,10 +117,11 @@ end
 -- ---------------------------------------------------------------------------------------
 -- The scripts: each one round trip, atomic, on Redis's clock. Times in microseconds.
 
--- KEYS: rate, open, trial, offset, members. ARGV: member, interval, tau, horizon (us),
--- breaker (0/1), trial ms. -> { verdict, us, members, offset, sec, usec }; verdict 0 go
--- (after us), 1 open (us left), 2 a trial runs elsewhere (us left), 3 the next slot is past
--- the horizon (us until it; nothing booked).
+-- KEYS: rate, open, trial, offset, members, fails. ARGV: member, interval, tau, horizon (us),
+-- breaker (0/1), trial ms. -> { verdict, us, members, offset, sec, usec, quiet }; verdict 0
+-- go (after us), 1 open (us left), 2 a trial runs elsewhere (us left), 3 the next slot is
+-- past the horizon (us until it; nothing booked); quiet 1: no failure counted and no trial
+-- claimed here, so that a success has nothing to tell the breaker.
 local BEFORE = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -138,6 +139,10 @@ if ARGV[5] == '1' then
     end
   end
 end
+local quiet = 1
+if ARGV[5] == '1' then
+  if redis.call('EXISTS', KEYS[2]) == 1 or tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then quiet = 0 end
+end
 local wait = 0
 local interval = tonumber(ARGV[2])
 if interval > 0 then
@@ -146,16 +151,16 @@ if interval > 0 then
   local at = tat - tonumber(ARGV[3])
   if at < now then at = now end
   wait = at - now
-  if wait > tonumber(ARGV[4]) then return { 3, wait, n, offset, t[1], t[2] } end
+  if wait > tonumber(ARGV[4]) then return { 3, wait, n, offset, t[1], t[2], quiet } end
   local nt = tat + interval
   redis.call('SET', KEYS[1], string.format('%.0f', nt), 'PX', math.floor((nt - now) / 1000) + 1000)
 end
-return { 0, wait, n, offset, t[1], t[2] }
+return { 0, wait, n, offset, t[1], t[2], quiet }
 ]]
 
 -- KEYS: fails, open, trial, budget, offset. ARGV: evidence ('ok', 'fail' or ''), failures,
 -- cooldown ms, trial ms, budget op ('earn', 'take' or ''), capacity, earn, the server's Date
--- (seconds, or ''). -> { took (1/0), sec, usec }
+-- (seconds, or ''). -> { took (1/0), sec, usec, the budget's tokens after (-1: not asked) }
 local AFTER = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -176,7 +181,7 @@ elseif ev == 'fail' then
     if f >= tonumber(ARGV[2]) then open() end
   end
 end
-local took = 1
+local took, tokens = 1, -1
 local op = ARGV[5]
 if op ~= '' then
   local cap = tonumber(ARGV[6])
@@ -187,11 +192,12 @@ if op ~= '' then
     v = math.min(cap, v + tonumber(ARGV[7]))
   end
   redis.call('SET', KEYS[4], tostring(v), 'EX', 86400)
+  tokens = v
 end
 if ARGV[8] ~= '' then
   redis.call('SET', KEYS[5], string.format('%.0f', tonumber(ARGV[8]) - tonumber(t[1])), 'EX', 86400)
 end
-return { took, t[1], t[2] }
+return { took, t[1], t[2], string.format('%.17g', tokens) }
 ]]
 
 local SHA = { before = core.sha1(BEFORE), after = core.sha1(AFTER) }
@@ -293,7 +299,7 @@ function Store:before_command(c, now)
   local horizon = HORIZON
   if c.deadline_at then horizon = max(0, min(horizon, c.deadline_at - now)) end
   local k = self.keys
-  return { "EVALSHA", SHA.before, 5, k.rate, k.open, k.trial, k.offset, k.members, self.member,
+  return { "EVALSHA", SHA.before, 6, k.rate, k.open, k.trial, k.offset, k.members, k.fails, self.member,
            cfg.rate and us(1 / cfg.rate) or "0", cfg.rate and us(((cfg.burst or 1) - 1) / cfg.rate) or "0",
            us(horizon), cfg.breaker and "1" or "0", format("%d", floor(self.trial_timeout * 1000)) }
 end
@@ -324,6 +330,7 @@ function Store:before_reply(c, value, fail, now)
   self:answered()
   if type(value) ~= "table" then return self:fallback_before(c, now) end
   learn_clock(self, value)
+  c.quiet = value[7] == 1   -- (a success then tells the breaker nothing)
   local verdict, t = tonumber(value[1]), (tonumber(value[2]) or 0) / 1e6
   if verdict == 1 or verdict == 2 then return "open", t end
   if verdict == 3 then return "again", min(1, max(0.01, t - HORIZON)) end
@@ -348,11 +355,18 @@ end
 -- ---------------------------------------------------------------------------------------
 -- After an attempt
 
---- Whether the round trip after an attempt is needed at all (a success with no breaker and
--- no budget needs none; nor does this machine's own failure alone: its fallback hears it).
+--- Whether the round trip after an attempt is needed at all. None for a success with no
+-- breaker and no budget; nor when the breaker has nothing to reset (the round trip before it
+-- saw no failure counted and no trial) and the budget is full, as far as this process knows;
+-- nor for this machine's own failure alone (its fallback hears it).
+-- @tparam table c the call
 -- @tparam table facts { evidence, budget, date }
-function _M.needs_after(facts)
-  return facts.budget ~= nil or facts.date ~= nil or (facts.evidence ~= nil and facts.evidence ~= "local")
+function Store:needs(c, facts)
+  if facts.date then return true end
+  local ev, budget = facts.evidence, facts.budget
+  if ev == "local" or (ev == "ok" and c.quiet) then ev = nil end   -- (nothing to reset)
+  if budget == "earn" and self.seen.budget_full then budget = nil end   -- (nothing to earn)
+  return ev ~= nil or budget ~= nil
 end
 
 --- The command of the round trip after an attempt.
@@ -388,6 +402,8 @@ function Store:after_reply(c, facts, value, fail, now)
   end
   self:answered()
   if type(value) ~= "table" then return true end
+  local tokens, budget = tonumber(value[4]), c.budget
+  if budget and tokens and tokens >= 0 then self.seen.budget_full = tokens >= budget.capacity end
   if facts.date then
     local sec, usec = tonumber(value[2]), tonumber(value[3])
     if sec and usec then self.seen.offset = facts.date - sec + (sec + usec / 1e6 - wall()) end
@@ -463,7 +479,7 @@ end
 
 --- After an attempt, with a blocking round trip (none when the facts need none): took.
 function Store:after(c, facts, now)
-  if not _M.needs_after(facts) or not self:usable(now) then
+  if not self:needs(c, facts) or not self:usable(now) then
     self:fallback_after(c, facts, now)
     return self.fallback_took
   end
