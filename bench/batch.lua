@@ -1,5 +1,6 @@
 -- Concurrent batch against the sandbox (Lua 5.4 or LuaJIT): N copies of the typical task sent
--- through the client's batch API at concurrency C.
+-- through the client's batch API at concurrency C (with $BENCH_STORE, a store's URL, each
+-- task's state asked of it).
 --
 --   batch.lua BASE_URL API_KEY API_SECRET N C
 --
@@ -13,9 +14,13 @@ local base_url, key, secret = arg[1], arg[2], arg[3]
 local n, c = tonumber(arg[4]), tonumber(arg[5])
 assert(base_url and key and secret and n and c, "usage: batch.lua BASE_URL API_KEY API_SECRET N C")
 
+local store = os.getenv("BENCH_STORE")
+if store == "" then store = nil end
+
 local function new_client()
   return assert(require("itnio").new{ api_key = key, api_secret = secret,
-    base_url = base_url, max_retries = 0 })   -- a retry would hide a failure
+    base_url = base_url, max_retries = 0,   -- a retry would hide a failure
+    store = store })   -- (with one: the state in the store, one round trip a task)
 end
 
 local task = new_task()

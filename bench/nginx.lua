@@ -5,10 +5,10 @@
 --                       (the ceiling inside nginx: the same request, the same upstream)
 --   POST /batch?n=N     a batch of N copies of bench/task.lua's task on ngx.thread light threads
 --
---   lua5.4 bench/nginx.lua start PREFIX PORT SANDBOX_PORT KEY SECRET   -> prints its URL
+--   lua5.4 bench/nginx.lua start PREFIX PORT SANDBOX_PORT KEY SECRET [STORE]   -> prints its URL
+--   (STORE: the handler's client keeps its state in that store, its dict the fallback)
 --   lua5.4 bench/nginx.lua stop PREFIX
 local conf = require "itnio.testing.internal.conf"
-local launcher = require "itnio.testing.sandbox"
 local socket = require "socket"
 
 local cmd, prefix = arg[1], arg[2]
@@ -27,7 +27,7 @@ if cmd == "stop" then
   os.exit(0)
 end
 
-local port, sandbox_port, key, secret = tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
+local port, sandbox_port, key, secret, store = tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6], arg[7]
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$")) or "."
 root = io.popen("cd " .. root .. " && pwd -P"):read("*l")
 sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/conf")
@@ -35,8 +35,8 @@ local text = conf.render{
   writer = "bench/nginx.lua", prefix = prefix, workers = 1,
   user = io.popen("id -u"):read("*l") == "0" and "user root root;" or "",
   lua_path = { root .. "/lua", root .. "/bench", root .. "/examples/openresty" },
-  lua_cpath = { launcher.luajit_core(root .. "/lua") },
-  main = "env ITNIO_API_KEY;\nenv ITNIO_API_SECRET;\nenv ITNIO_BASE_URL;",
+  lua_cpath = { root .. "/build/luajit" },   -- (bench/run checks it is built)
+  main = "env ITNIO_API_KEY;\nenv ITNIO_API_SECRET;\nenv ITNIO_BASE_URL;\nenv ITNIO_STORE;",
   http = table.concat({
     "    client_body_buffer_size 1m;",
     -- the handler's client keeps its state (clock, breaker, retry budget) and the counters
@@ -61,6 +61,7 @@ f:write(text)
 f:close()
 sh("ITNIO_API_KEY=" .. key .. " ITNIO_API_SECRET=" .. secret
   .. " ITNIO_BASE_URL=http://127.0.0.1:" .. sandbox_port
+  .. (store and (" ITNIO_STORE='" .. store .. "'") or "")
   .. " env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 nginx"
   .. " -p " .. prefix .. "/ -c conf/nginx.conf -e "
   .. prefix .. "/logs/error.log")
