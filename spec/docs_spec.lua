@@ -669,6 +669,49 @@ describe("doc/performance.md", function()
   end)
 end)
 
+describe("doc/store.md", function()
+  local PAGE = "doc/store.md"
+
+  local option = cov:claim(PAGE, "## The option", "lua")
+  local running = cov:claim(PAGE, "## Running Redis for it", "sh")
+  it_once("starts Redis as its commands say, and its client updates a task with the state there", function()
+    local sb = sandbox.start{}
+    local port = sandbox.free_ports()
+    local pidfile = os.tmpname()
+    local script = docs.substitute(running, {
+      { "6380", tostring(port) }, { "/tmp/itnio-redis.pid", pidfile },
+      { 'kill "$(cat ' .. pidfile .. ')"', 'echo "ITNIO_STORE=$ITNIO_STORE"' },
+    })
+    local ok, err = pcall(function()
+      local out, good = sh(ROOT, script)
+      assert(good, out)
+      assert.truthy(out:find("PONG", 1, true), out)
+      local url = assert(out:match("ITNIO_STORE=(%S+)"), out)
+      local said, print = printer()
+      local env = setmetatable({ print = print, os = setmetatable({ getenv = function(name)
+        return ({ ITNIO_API_KEY = sb.api_key, ITNIO_API_SECRET = sb.api_secret,
+                  ITNIO_BASE_URL = sb.http_url, ITNIO_STORE = url })[name]
+      end }, { __index = os }) }, { __index = _G })
+      docs.chunk(option, PAGE, env)()
+      assert.same({ "updated, 1 attempt(s)" }, said)
+      local keys = shell.run("redis-cli -p " .. port .. " --no-auth-warning -a change-me KEYS '*'")
+      assert.truthy(keys:find("itnio:{%x+}:rate"), keys)
+    end)
+    shell.run("kill \"$(cat " .. q(pidfile) .. ")\" 2>/dev/null; rm -f " .. q(pidfile))
+    sb:stop()
+    assert(ok, err)
+  end)
+
+  it("names every key the store keeps, as store.lua makes them", function()
+    local src = read("lua/itnio/internal/store.lua")
+    local made = assert(src:match("keys = (%b{})"), "store.lua makes no keys table")
+    local page = docs.section(PAGE, "## What lives in Redis")
+    for name in made:gmatch('base %.%. "(%w+)"') do
+      assert.truthy(page:find("`" .. name .. "`", 1, true), "the page does not name the key " .. name)
+    end
+  end)
+end)
+
 describe("the blocks of doc/", function()
   it("are each run or checked above, and fenced (an indented block would be missed)", function()
     local pages = {}
