@@ -38,10 +38,11 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer), the
 # regression specs (but those of the nginx reader: their code runs inside nginx, not in the
 # instrumented Lua) and the property specs of the answer path and of jobs under hostile
-# callers (fewer cases under valgrind, where ASan has run the full count already).
+# callers (fewer cases under valgrind, where ASan has run the full count already), and the
+# store's (which drive redis.c's connections, blocking and on the multi handle).
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
               $(filter-out spec/regress/ngx_%,$(wildcard spec/regress/*_spec.lua)) \
-              spec/property/answers_spec.lua spec/property/jobs_spec.lua
+              spec/property/answers_spec.lua spec/property/jobs_spec.lua spec/store_spec.lua
 
 .PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) test-poll test-endpoint \
         asan valgrind fuzz check demo bench clean

@@ -153,7 +153,7 @@ describe("the store", function()
     assert(results[4].res)
   end)
 
-  it("paces two clients of the account at one rate, on the blocking path", function()
+  it("paces two clients of the account at one rate, on the blocking path #timing", function()
     local a, b = client{ rate = 20 }, client{ rate = 20 }
     local t0 = core.now()
     for _ = 1, 10 do
@@ -164,7 +164,7 @@ describe("the store", function()
     assert.is_true(took >= 19 / 20 * 0.9, "20 updates at 20 a second took " .. took)
   end)
 
-  it("paces jobs through the store, poll(0) staying short", function()
+  it("paces jobs through the store, poll(0) staying short #timing", function()
     local a, b = client{ rate = 20 }, client{ rate = 20 }
     local jobs = {}
     for i = 1, 10 do
@@ -252,7 +252,7 @@ describe("the store", function()
       return n
     end
 
-    it("stopped: calls go on, none waits past the store's timeout, the logger hears it once each way",
+    it("stopped: calls go on, none waits past the store's timeout, the logger hears it once each way #timing",
        function()
       local log = {}
       local c = client{ rate = 1000, logger = function(_, msg) log[#log + 1] = msg end }
@@ -277,7 +277,7 @@ describe("the store", function()
       assert.equal(1, lines_of(log, "answers again"))
     end)
 
-    it("killed: jobs go on, and poll(0) never waits on it", function()
+    it("killed: jobs go on, and poll(0) never waits on it #timing", function()
       local log = {}
       local c = client{ rate = 200, logger = function(_, msg) log[#log + 1] = msg end }
       r:kill()
