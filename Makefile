@@ -80,7 +80,7 @@ test: build
 # runner would cost minutes and test nothing new.
 ELSEWHERE     := spec/ngx_spec.lua spec/ngx_reader_spec.lua spec/openresty_example_spec.lua \
                  spec/sandbox_spec.lua spec/love_spec.lua spec/cli_spec.lua spec/campaign_spec.lua \
-                 spec/fleet_spec.lua spec/fleet_store_spec.lua spec/cli_store_spec.lua \
+                 spec/fleet_spec.lua spec/fleet_store_spec.lua spec/cli_store_spec.lua spec/hosts_spec.lua \
                  $(wildcard spec/regress/ngx_*_spec.lua) spec/property/ngx_answers_spec.lua
 RUNNER_SPECS  := $(filter-out $(ELSEWHERE),$(wildcard spec/*_spec.lua spec/*/*_spec.lua)) \
                  $(wildcard examples/testing/*_spec.lua)

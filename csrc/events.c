@@ -135,6 +135,14 @@ static void flush(itnio_events *ev) {
   ev->ndirty = 0;
 }
 
+void itnio_events_sync(itnio_events *ev) {
+  if (ev->open) flush(ev);
+}
+
+int itnio_events_fd(const itnio_events *ev) {
+  return ev->open ? ev->epfd : -1;
+}
+
 int itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max) {
   struct epoll_event e[64];
   int n, i, got;
@@ -209,6 +217,15 @@ void itnio_events_want(itnio_events *ev, int fd, unsigned want) {
 void itnio_events_opened(itnio_events *ev, int fd) {
   (void)ev;
   (void)fd;   /* poll(2) is told every socket it watches at every wait */
+}
+
+void itnio_events_sync(itnio_events *ev) {
+  (void)ev;   /* nothing is kept anywhere else */
+}
+
+int itnio_events_fd(const itnio_events *ev) {
+  (void)ev;
+  return -1;   /* poll(2) has no descriptor that stands for the set */
 }
 
 int itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max) {

@@ -285,6 +285,8 @@ int itnio_multi_redis(lua_State *L);
 int itnio_multi_cancel(lua_State *L);
 int itnio_multi_wait(lua_State *L);
 int itnio_multi_count(lua_State *L);
+int itnio_multi_fd(lua_State *L);
+int itnio_multi_timeout(lua_State *L);
 int itnio_multi_close(lua_State *L);
 int itnio_multi_tostring(lua_State *L);
 
@@ -366,6 +368,12 @@ void itnio_events_close(itnio_events *ev);
 void itnio_events_want(itnio_events *ev, int fd, unsigned want);
 /* libcurl opened a new socket fd (its number may be an old one's, which closed). */
 void itnio_events_opened(itnio_events *ev, int fd);
+/* Tells the kernel every wish heard since the last wait (epoll; nothing to do for poll(2)),
+ * so that a host waiting on itnio_events_fd sees them. */
+void itnio_events_sync(itnio_events *ev);
+/* A descriptor readable when a watched socket is ready (the epoll set), or -1 (poll(2), or
+ * closed). */
+int  itnio_events_fd(const itnio_events *ev);
 /* Waits up to ms (0: not at all) and fills at most max ready sockets; returns how many,
  * or -1 with errno set (EINTR is 0 ready). */
 int  itnio_events_wait(itnio_events *ev, int ms, itnio_ready *out, int max);

@@ -65,6 +65,8 @@ static const luaL_Reg multi_methods[] = {
   { "cancel",    itnio_multi_cancel },
   { "wait",      itnio_multi_wait },
   { "count",     itnio_multi_count },
+  { "fd",        itnio_multi_fd },
+  { "timeout",   itnio_multi_timeout },
   { "close",     itnio_multi_close },
   { NULL, NULL }
 };

@@ -11,6 +11,9 @@
  *   key, ... = m:take_next()           both at once (performing first when none is done)
  *   sent = m:cancel(id)                stops a transfer (and frees it): did any byte leave?
  *   m:wait(seconds)                    blocks until a socket is ready or libcurl's own timer
+ *   fd = m:fd()  s = m:timeout()       for a host's own loop: watch fd (the epoll set; nil on
+ *                                      poll(2)) for reading, perform when ready or at s
+ *   key = m:redis(rd, ...)             a command for the store on the handle's own connection
  *   m:count()  m:close()
  *
  * It runs libcurl's event API (curl_multi_socket_action) on an event backend of its own
@@ -23,12 +26,14 @@
  * table, the finished queue and each transfer hang off it the moment they exist, so a raise
  * anywhere (a bad argument, no memory) leaks nothing, and __gc/close free whatever is left,
  * transfers in flight included. A body given as a Lua string is read in place, never copied:
- * the Multi's user value (a table) holds it, by slot, until its transfer is taken or stopped. Transfers are never handed to Lua as pointers: Lua holds an
- * integer id (slot and generation), so a stale id finds nothing instead of freed memory. */
+ * the Multi's user value (a table) holds it, by slot, until its transfer is taken or stopped.
+ * Transfers are never handed to Lua as pointers: Lua holds an integer id (slot and
+ * generation), so a stale id finds nothing instead of freed memory. */
 /***
  * @submodule itnio.core
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -424,6 +429,7 @@ int itnio_multi_perform(lua_State *L) {
   run_timer(L, m);
   harvest(m);
   if (m->ar.npending) itnio_aredis_expire(&m->ar, itnio_mono_now());
+  itnio_events_sync(&m->ev);   /* (a host may wait on the set itself: Multi:fd) */
   lua_pushinteger(L, (lua_Integer)m->nrunning);
   return 1;
 }
@@ -550,26 +556,61 @@ int itnio_multi_cancel(lua_State *L) {
  * @tparam number seconds the most to wait, 0 to 86400 */
 /* m:wait(seconds): blocks until a socket of the transfers is ready, libcurl's own timer
  * is due, or the time passes (0 returns at once). It only waits: perform acts. */
+/* The seconds, at most s, until perform has work that needs no socket: libcurl's timer, a
+ * store command's deadline, or a store reply waiting to be taken (0). */
+static double due_within(itnio_multi *m, double s) {
+  if (m->timer_at >= 0) {
+    double due = m->timer_at - itnio_mono_now();
+    if (due < s) s = due > 0 ? due : 0;
+  }
+  if (m->ar.ndone > m->ar.done_head) return 0;
+  if (m->ar.npending) {   /* a command's deadline */
+    double at = itnio_aredis_deadline(&m->ar), due = at - itnio_mono_now();
+    if (at >= 0 && due < s) s = due > 0 ? due : 0;
+  }
+  return s;
+}
+
 int itnio_multi_wait(lua_State *L) {
   itnio_multi *m = check_multi(L);
   lua_Number s = luaL_checknumber(L, 2);
   itnio_ready one;
   int ms;
   if (!(s >= 0 && s <= 86400)) return luaL_argerror(L, 2, "seconds must be from 0 to 86400");
-  if (m->timer_at >= 0) {
-    double due = m->timer_at - itnio_mono_now();
-    if (due < s) s = due > 0 ? due : 0;
-  }
-  if (m->ar.npending) {   /* a command's deadline, or one that failed at once and waits to be taken */
-    double at = itnio_aredis_deadline(&m->ar), due = at - itnio_mono_now();
-    if (m->ar.ndone > m->ar.done_head) s = 0;
-    else if (at >= 0 && due < s) s = due > 0 ? due : 0;
-  }
-  if (m->ar.ndone > m->ar.done_head) s = 0;
+  s = due_within(m, s);
   ms = (int)(s * 1000.0 + 0.999);
   if (ms > 0 && itnio_events_wait(&m->ev, ms, &one, 1) < 0)
     return luaL_error(L, "itnio: waiting on the sockets failed (%s)", strerror(errno));
   return 0;
+}
+
+/*** The descriptor a host's event loop can watch for the multi handle: readable when one of
+ * its sockets (transfers, the store's connection) is ready. The epoll set, told of every
+ * wish before this returns and at the end of every perform; nil where the backend has none
+ * (poll(2)). The host then calls perform (the client's poll) when it is readable, and at its
+ * timeout.
+ * @function Multi:fd
+ * @treturn int|nil the descriptor */
+int itnio_multi_fd(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  int fd;
+  itnio_events_sync(&m->ev);
+  fd = itnio_events_fd(&m->ev);
+  if (fd < 0) lua_pushnil(L); else lua_pushinteger(L, fd);
+  return 1;
+}
+
+/*** The seconds until perform has work no socket brings (libcurl's own timer, a store
+ * command's deadline, a reply or a finished transfer waiting to be taken: 0), or nil when
+ * nothing waits on time.
+ * @function Multi:timeout
+ * @treturn number|nil seconds */
+int itnio_multi_timeout(lua_State *L) {
+  itnio_multi *m = check_multi(L);
+  size_t slot;
+  double s = oldest_done(m, &slot) ? 0 : due_within(m, HUGE_VAL);
+  if (s == HUGE_VAL) lua_pushnil(L); else lua_pushnumber(L, s);
+  return 1;
 }
 
 /*** Queues a command for the client's store on the multi handle's own connection to that

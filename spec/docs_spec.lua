@@ -242,6 +242,36 @@ describe("doc/event-loops.md", function()
   end)
 end)
 
+describe("doc/event-loops.md, a host's own event loop", function()
+  local PAGE = "doc/event-loops.md"
+  local HEADING = "## A host's own event loop: luv, cqueues, Neovim"
+
+  local drive = cov:claim(PAGE, HEADING, "lua")
+  it("shows examples/luv.lua's loop as it is", function()
+    assert.truthy(read("examples/luv.lua"):find(drive, 1, true),
+                  "the page's luv loop is no longer examples/luv.lua's:\n" .. drive)
+  end)
+
+  local hosts = cov:claim(PAGE, HEADING, "sh")
+  it_once("runs the three examples with the commands it gives", function()
+    local port, tls_port = sandbox.free_ports()
+    local dir = workdir()
+    local script = docs.substitute(hosts, {
+      { "bin/itnio-sandbox start", "bin/itnio-sandbox start --prefix " .. q(dir .. "/sb")
+        .. " --port " .. port .. " --tls-port " .. tls_port },
+      { "bin/itnio-sandbox stop", "bin/itnio-sandbox stop --prefix " .. q(dir .. "/sb") },
+      { "http://127.0.0.1:18080", "http://127.0.0.1:" .. port },
+      { "'luafile examples/neovim.lua'", "'luafile examples/neovim.lua' < /dev/null" },
+    })
+    local out, ok = shell.run("cd " .. q(ROOT) .. " && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS sh -ec "
+      .. q(script))
+    remove(dir)
+    assert(ok, out)
+    local _, n = out:gsub("5 of 5 updates succeeded", "")
+    assert.equal(3, n, out)
+  end)
+end)
+
 describe("doc/command-line.md", function()
   local PAGE = "doc/command-line.md"
   local sb, dir

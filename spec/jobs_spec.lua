@@ -488,6 +488,116 @@ describe("client:batch_recall_update", function()
   end)
 end)
 
+describe("a host's event loop: client:pollfd(), events(), timeout()", function()
+  local socket = require "socket"
+  local sb, held
+  setup(function()
+    sb = sandbox.start{}
+    held = sandbox.start{ hold_ms = 300 }
+  end)
+  teardown(function()
+    if sb then sb:stop() end
+    if held then held:stop() end
+  end)
+  before_each(function() sb:reset(); held:reset() end)
+
+  local EPOLL = core.EVENTS == "epoll"
+  -- Waits at most s for the client's descriptor to be readable: whether it was.
+  local function readable(c, s)
+    local fd = assert(c:pollfd())
+    local r = socket.select({ { getfd = function() return fd end } }, nil, s)
+    return #r > 0
+  end
+  -- A host's loop: sleeps on the descriptor (or, on poll(2), for the timeout) between polls.
+  local function host_loop(c, limit)
+    local t0 = core.now()
+    while c:poll(0) > 0 do
+      assert(core.now() - t0 < (limit or 10), "the jobs did not end")
+      local s = c:timeout() or 1
+      if EPOLL then readable(c, math.min(s, 1)) else core.sleep(math.min(s, 0.005)) end
+    end
+  end
+
+  it("keeps its methods apart from the options, and asks nothing of a client with no job", function()
+    local c = client(sb, { timeout = 7 })
+    assert.equal("function", type(c.timeout))
+    assert.equal(7, c.config.timeout)
+    assert.equal("r", c:events())
+    assert.is_nil(c:timeout())
+    if EPOLL then
+      assert.equal("number", type(c:pollfd()))
+      assert.equal(c:pollfd(), c:pollfd())   -- one descriptor for the client's life
+    else
+      local fd, why = c:pollfd()
+      assert.is_nil(fd)
+      assert.truthy(why:find("poll(2)", 1, true), why)
+    end
+    c:close()
+    assert.is_nil(c:pollfd())
+    assert.is_nil(c:timeout())
+  end)
+
+  it("is due at once after a start; then the descriptor wakes the host when the answer comes #timing",
+     function()
+    local c = client(held)
+    local job = assert(c:start_recall_update(task()))
+    assert.equal(0, c:timeout())
+    c:poll(0)   -- sent: now only the socket (or libcurl's timeout) brings news
+    local s = c:timeout()   -- (libcurl's own timers: a check of the transfer it runs)
+    assert.is_true(s > 0, "due again at once, with an answer held 300 ms")
+    if EPOLL then
+      local t0 = core.now()
+      assert.is_false(readable(c, 0.1))             -- nothing yet
+      assert.is_true(readable(c, 2))                -- the answer
+      assert.is_true(core.now() - t0 >= 0.25, "woke after " .. (core.now() - t0) .. " s")
+    end
+    host_loop(c)
+    assert(job:result())
+  end)
+
+  it("counts a Retry-After, the rate limit's slot and a deadline in timeout() #timing", function()
+    sb:fault{ kind = "status", status = 503, retry_after = 1, count = 1 }
+    local c = client(sb)
+    local job = assert(c:start_recall_update(task()))
+    local t0 = core.now()
+    while sb:stats().requests == 0 or c:timeout() == 0 or c:timeout() < 0.5 do   -- the 503 read
+      c:poll(0)
+      if core.now() - t0 > 5 then error("the first attempt never ended") end
+      if EPOLL then readable(c, 0.05) else core.sleep(0.005) end
+    end
+    local s = c:timeout()
+    assert.is_true(s > 0.8 and s <= 1.05, "Retry-After: 1 is due in " .. s .. " s")
+    host_loop(c)
+    assert.equal(2, select(1, job:result()).attempts)
+
+    local paced = client(sb, { rate = 2 })
+    local first = assert(paced:start_recall_update(task()))
+    assert(paced:start_recall_update(task()))
+    t0 = core.now()
+    while not first:done() do   -- the first goes at once; the second waits for its slot
+      paced:poll(0)
+      if EPOLL then readable(paced, 0.02) else core.sleep(0.005) end
+    end
+    s = paced:timeout()
+    local left = 0.5 - (core.now() - t0)
+    assert.is_true(s ~= nil and s <= 0.5 and s >= left - 0.05,
+                   "the next slot at rate 2 is due in " .. tostring(s) .. " s, not about " .. left)
+    host_loop(paced)
+
+    local silent = assert(socket.bind("127.0.0.1", 0))   -- listens, never answers
+    local _, port = silent:getsockname()
+    local c2 = assert(require("itnio").new{ api_key = "k", api_secret = "s",
+                                           base_url = "http://127.0.0.1:" .. port, max_retries = 0 })
+    local late = assert(c2:start_recall_update(task(), { deadline = 0.5 }))
+    c2:poll(0)
+    s = c2:timeout()
+    assert.is_true(s > 0 and s <= 0.5, "a deadline 0.5 s away is due in " .. s)   -- (or libcurl's timer)
+    host_loop(c2)
+    silent:close()
+    assert.equal("deadline", select(2, late:result()).reason)
+  end)
+end)
+
 describe("itnio.core's multi handle", function()
   it("refuses bad arguments before anything is added", function()
     local m = core.multi_new{}

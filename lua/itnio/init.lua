@@ -469,6 +469,34 @@ function Client:poll(timeout)
   return runner.poll(self, timeout)
 end
 
+--- For a host's own event loop (luv, cqueues, Neovim's `vim.loop`, an epoll server): a
+-- descriptor to watch for reading. It becomes readable whenever the client's jobs have work
+-- on their sockets (the transfers, and the store's connection); then call `poll(0)`. With
+-- `events` and `timeout` it is cqueues' pollable protocol: `cqueues.poll(client)` works as
+-- it is. nil where there is none: the poll(2) build (macOS, the BSDs; there, call `poll(0)`
+-- at `timeout()` and at most every few milliseconds while jobs are in flight), or a client
+-- whose jobs ride a transport function of the caller's.
+-- @treturn int|nil the descriptor (the multi handle's epoll set; the client owns it)
+-- @treturn[2] string why there is none
+function Client:pollfd()
+  return runner.pollfd(self)
+end
+
+--- The events to watch `pollfd` for: always `"r"` (readable).
+-- @treturn string "r"
+function Client:events()   -- luacheck: ignore 212 (self: the protocol's)
+  return "r"
+end
+
+--- For a host's own event loop: the seconds until `poll(0)` has work with no I/O (libcurl's
+-- timers, retry backoff, Retry-After, the rate limit's slots, deadlines, the store's
+-- commands), 0 when it has work now (right after a job starts), nil when nothing waits on
+-- time (no job in flight, or only a socket can bring news).
+-- @treturn number|nil seconds
+function Client:timeout()
+  return runner.timeout(self)
+end
+
 --- Ends the jobs in flight (no callback runs) and releases the connections. Later calls on the
 -- client return a TransportError whose `reason` is `"closed"`.
 function Client:close()

@@ -125,6 +125,19 @@ function Curl:wait(seconds)
   if m then m:wait(seconds) else core.sleep(seconds) end
 end
 
+--- The descriptor of the multi handle's event set, for a host's loop (nil: poll(2), or no
+-- multi handle yet).
+function Curl:fd()
+  local m = self.multi
+  return m and m:fd()
+end
+
+--- Seconds until the multi handle has work with no I/O (nil: none waits on time).
+function Curl:timeout()
+  local m = self.multi
+  return m and m:timeout()
+end
+
 --- Frees both handles (requests in flight end); the transport can be used again after.
 function Curl:close()
   if self.easy then self.easy:close() end

@@ -35,7 +35,7 @@ local options = require "itnio.internal.options"
 local store   = require "itnio.internal.store"
 
 local pcall, pairs, setmetatable, getmetatable = pcall, pairs, setmetatable, getmetatable
-local huge, min = math.huge, math.min
+local huge, min, max = math.huge, math.min, math.max
 local format = string.format
 local now = compat.now
 
@@ -430,6 +430,38 @@ function _M.poll(client, timeout)
   local r = client._runner
   if not r then return 0 end
   return _M.run(r, timeout)
+end
+
+--- For a host's own event loop: the descriptor that becomes readable when the client's jobs
+-- have work (the multi handle's epoll set: its transfers and its store connection), made
+-- now if need be; nil where there is none (the poll(2) build; a transport function of the
+-- caller's, whose jobs run inside poll), and why.
+-- @tparam table client the client
+function _M.pollfd(client)
+  if client.closed then return nil, "the client is closed" end
+  local r, err = runner_of(client)
+  if not r then return nil, errors.text(err) end
+  if not r.async then return nil, "this client's jobs ride a transport with no descriptor" end
+  local ok, fail = r.transport:open()
+  if not ok then return nil, fail.message end
+  local fd = r.transport:fd()
+  if not fd then return nil, "this build waits with poll(2), which has no one descriptor" end
+  return fd
+end
+
+--- For a host's own event loop: the seconds until poll is due with no I/O (0: now), or nil
+-- when nothing waits on time (no job, or only the sockets can bring news).
+-- @tparam table client the client
+function _M.timeout(client)
+  local r = client._runner
+  if not r or r.closed or r.live == 0 and r.done:empty() then return nil end
+  local s = _M.due(r)
+  if r.async and r.transfers > 0 then
+    local c = r.transport:timeout()
+    if c and c < s then s = c end
+  end
+  if s == huge then return nil end
+  return max(0, s)
 end
 
 -- The runner a job can start on: the client's, with its multi handle made; or nil, err.
