@@ -632,6 +632,49 @@ describe("the sandbox", function()
       psb:stop() -- stopping a stopped sandbox is fine
     end)
 
+    it("finds the sandbox start started however the prefix is spelled, and only stops what it stopped",
+       function()
+      -- (a regression: the checkout's default prefix was bin/../build/sandbox, unresolved, so
+      -- status and stop took the running nginx for another process, removed its pid file and
+      -- said all was well)
+      local q = sandbox.shell_quote
+      local base = sandbox.root .. "/build/stop-spec-" .. os.time() .. "-" .. math.random(1e6)
+      assert(select(2, sandbox.run("mkdir -p " .. q(base .. "/sub") .. " && ln -s " .. q(base) .. " "
+        .. q(base .. "-link"))))
+      local spelled = base .. "/sub/../sb"   -- the same directory, three ways
+      local canonical, linked = base .. "/sb", base .. "-link/sb"
+      local port, tls_port = sandbox.free_ports()
+      local function launch(cwd, ...)
+        local args = { ... }
+        for i, a in ipairs(args) do args[i] = q(a) end
+        return sandbox.run("cd " .. q(cwd) .. " && " .. q(sandbox.launcher) .. " " .. table.concat(args, " "))
+      end
+      finally(function()
+        launch("/", "stop", "--prefix", canonical)
+        sandbox.run("rm -rf -- " .. q(base) .. " " .. q(base .. "-link"))
+      end)
+      local out, ok = launch(sandbox.root, "start", "--prefix", spelled, "--port", port,
+                             "--tls-port", tls_port)
+      assert.is_true(ok, out)
+      for _, p in ipairs{ spelled, canonical, linked } do
+        out, ok = launch("/tmp", "status", "--prefix", p)
+        assert.is_true(ok, p .. ": " .. out)
+        assert.equal("running\n", out)
+      end
+      -- its pid file lost: stop still finds it, by its command line
+      os.remove(canonical .. "/logs/nginx.pid")
+      assert.equal("running\n", (launch("/", "status", "--prefix", linked)))
+      out, ok = launch("/", "stop", "--prefix", linked)
+      assert.is_true(ok, out)
+      assert.are.same({}, nginx_of(canonical))
+      out, ok = launch("/", "status", "--prefix", spelled)
+      assert.is_false(ok)
+      assert.equal("stopped\n", out)
+      -- and the port is free again: a new start on it works
+      out, ok = launch(sandbox.root, "start", "--prefix", canonical, "--port", port, "--tls-port", tls_port)
+      assert.is_true(ok, out)
+    end)
+
     it("refuses a port that is taken, saying why", function()
       local out, ok = sandbox.run(sandbox.shell_quote(sandbox.launcher) .. " start --prefix "
         .. sandbox.shell_quote(sb.prefix .. "-clash") .. " --port " .. sb.port

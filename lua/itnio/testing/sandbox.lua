@@ -66,10 +66,22 @@ local function write_file(path, text, private)
   return true
 end
 
+-- The path, absolute and canonical (no `.`, `..` or link in the part that exists): start,
+-- stop and status must name one prefix alike, however they were given it (bin/../build/x,
+-- a link, another working directory), as nginx's command line is matched against it.
 local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  local cwd = sh("pwd -P"):gsub("%s+$", "")
-  return cwd .. "/" .. path
+  path = path:gsub("/+$", "")
+  if path == "" then return "/" end
+  local head, tail = path, ""
+  while true do   -- the longest part that exists, resolved by the shell; the rest as given
+    local real = sh("cd " .. q(head == "" and "/" or head) .. " 2>/dev/null && pwd -P"):gsub("%s+$", "")
+    if real ~= "" then return (real == "/" and "" or real) .. tail end
+    local dir, base = head:match("^(.*)/([^/]+)$")
+    if not dir then   -- a relative first part that does not exist: from the working directory
+      return sh("pwd -P"):gsub("%s+$", "") .. "/" .. head .. tail
+    end
+    head, tail = dir, "/" .. base .. tail
+  end
 end
 
 local function sleep(s)
@@ -155,14 +167,24 @@ local function alive(pid)
   return true
 end
 
--- The pid of this prefix's running nginx master, or nil.
+-- Whether process pid is an nginx master started on prefix (its command line says
+-- `-p prefix/`); with no /proc to ask, unknown (nil).
+local function started_on(pid, prefix)
+  local cmd = read_file("/proc/" .. pid .. "/cmdline")
+  if not cmd then return nil end
+  return cmd:find("-p " .. prefix .. "/", 1, true) ~= nil
+end
+
+-- The pid of this prefix's running nginx master, or nil: the pid file's, or, when the file
+-- is gone or names another process, a master whose command line names the prefix.
 local function running_pid(prefix)
   local text = read_file(prefix .. "/logs/nginx.pid")
   local pid = text and text:match("^%s*(%d+)%s*$")
-  if not pid or not alive(pid) then return nil end
-  local cmd = read_file("/proc/" .. pid .. "/cmdline")
-  if cmd and not cmd:find(prefix .. "/", 1, true) then return nil end   -- a recycled pid
-  return pid
+  if pid and alive(pid) and started_on(pid, prefix) ~= false then return pid end
+  for p in (sh("pgrep -f 'nginx: master process'")):gmatch("%d+") do
+    if alive(p) and started_on(p, prefix) then return p end
+  end
+  return nil
 end
 
 local function wait_gone(pid, tries)
@@ -179,7 +201,8 @@ function _M.default_prefix()
   return (os_getenv("TMPDIR") or "/tmp") .. "/itnio-sandbox"
 end
 
---- Stops the nginx of prefix (nothing to do when none runs).
+--- Stops the nginx of prefix (nothing to do when none runs): true, or nil and why when it
+-- could not be stopped (its pid file is then left).
 -- Gracefully by default: nginx ends the requests in flight first, which takes as long as
 -- a held answer or a delay fault (up to 5 s, then it is told to stop at once). A test that
 -- is done with its sandbox passes fast, and nginx drops what is in flight.
@@ -189,7 +212,7 @@ function _M.stop(prefix, fast)
   prefix = absolute(prefix)
   local pid = running_pid(prefix)
   if not pid then
-    os_remove(prefix .. "/logs/nginx.pid")
+    os_remove(prefix .. "/logs/nginx.pid")   -- (a stale one: its process is gone)
     return true
   end
   local kids = sh("pgrep -P " .. pid)   -- its workers (their names omit the prefix)
@@ -202,6 +225,9 @@ function _M.stop(prefix, fast)
     if not wait_gone(kid, 40) and (read_file("/proc/" .. kid .. "/cmdline") or ""):find("^nginx: ") then
       sh("kill -KILL " .. kid)
     end
+  end
+  if alive(pid) then   -- its pid file stays: something can still stop it
+    return nil, "the sandbox's nginx (pid " .. pid .. ") is still running"
   end
   os_remove(prefix .. "/logs/nginx.pid")
   return true
