@@ -55,10 +55,38 @@ local STATUS = {   -- the HTTP status this endpoint answers for each failure
   ApiError = 502, HttpError = 502, DecodeError = 502, TransportError = 504, CircuitOpenError = 503,
 }
 
-local function reply(status, value)
+-- A JSON object, its keys in the order given (those that are nil left out), so that every
+-- answer reads the same: a value that is a table { json = text } is JSON already.
+local function object(keys, t)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if v ~= nil then
+      out[#out + 1] = cjson.encode(k) .. ":" .. (type(v) == "table" and v.json or cjson.encode(v))
+    end
+  end
+  return { json = "{" .. table.concat(out, ",") .. "}" }
+end
+
+local OK_KEYS = { "ok", "code", "message", "attempts" }
+local ERROR_KEYS = { "kind", "code", "message", "retryable", "attempts", "reason", "errors" }
+local RULE_KEYS = { "rule", "field", "message" }
+
+-- Answers {"ok":false,"error":{...}} (the error's keys in ERROR_KEYS' order), or the result.
+local function reply(status, ok, fields)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
+  if ok then
+    fields.ok = true
+    ngx.say(object(OK_KEYS, fields).json)
+  else
+    if fields.errors then
+      local rules = {}
+      for i, e in ipairs(fields.errors) do rules[i] = object(RULE_KEYS, e).json end
+      fields.errors = { json = "[" .. table.concat(rules, ",") .. "]" }
+    end
+    ngx.say('{"ok":false,"error":', object(ERROR_KEYS, fields).json, "}")
+  end
   return ngx.exit(status)
 end
 
@@ -80,23 +108,23 @@ end
 function _M.update()
   local body = request_body()
   if not body then
-    return reply(400, { ok = false, error = { message = "send the task as a JSON body (at most 16 MB)" } })
+    return reply(400, false, { message = "send the task as a JSON body (at most 16 MB)" })
   end
   local task = cjson.decode(body)
   if type(task) ~= "table" then
-    return reply(400, { ok = false, error = { message = "the body is not a JSON object" } })
+    return reply(400, false, { message = "the body is not a JSON object" })
   end
   local c, err = get_client()
-  if not c then return reply(500, { ok = false, error = { kind = err.kind, message = err.message } }) end
+  if not c then return reply(500, false, { kind = err.kind, message = err.message }) end
   local res
   res, err = c:recall_update(task)
   if res then
-    return reply(200, { ok = true, code = res.code, message = res.message, attempts = res.attempts })
+    return reply(200, true, { code = res.code, message = res.message, attempts = res.attempts })
   end
-  return reply(STATUS[err.kind] or 502, { ok = false, error = {
+  return reply(STATUS[err.kind] or 502, false, {
     kind = err.kind, code = err.code, message = err.message, retryable = err.retryable,
     attempts = err.attempts, errors = err.errors, reason = err.reason,
-  } })
+  })
 end
 
 -- GET /metrics: the counters in Prometheus' text format (version 0.0.4).
