@@ -296,6 +296,19 @@ describe("bin/itnio", function()
     end
   end)
 
+  it("names the option a misspelled one was meant to be", function()
+    for bad, meant in pairs{ ["--dry-rn"] = "--dry-run", ["--concurency"] = "--concurrency",
+                             ["--jsn"] = "--json", ["--stor"] = "--store" } do
+      local out, status = itnio({}, TASK, "recall-update", "-", bad)
+      assert.equal(2, status, out)
+      local said = "unknown option '" .. bad .. "' (did you mean '" .. meant .. "'?)"
+      assert.truthy(out:find(said, 1, true), out)
+    end
+    local out, status = itnio({}, TASK, "recall-update", "-", "--xyzzy")
+    assert.equal(2, status)
+    assert.truthy(out:find("unknown option '--xyzzy'\n", 1, true), out)   -- (nothing near: no guess)
+  end)
+
   it("exits 2 without credentials (outside a dry run)", function()
     local out, status = itnio({ ITNIO_BASE_URL = sb.http_url }, TASK, "recall-update", "-")
     assert.equal(2, status)

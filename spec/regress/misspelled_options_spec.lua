@@ -57,4 +57,12 @@ describe("misspelled options", function()
     end
     assert.equal(0, c:poll(0))
   end)
+
+  it("raises for the builders' options too", function()
+    local recall = require "itnio.recall"
+    local ok, why = pcall(recall.task, 299, { intervall = 30 })
+    assert.is_false(ok)
+    assert.truthy(tostring(why):find("bad argument #2 to 'recall.task'", 1, true), why)
+    assert.truthy(tostring(why):find("did you mean 'interval'", 1, true), why)
+  end)
 end)
