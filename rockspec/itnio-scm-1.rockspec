@@ -68,6 +68,7 @@ build = {
     ["itnio.internal.runner"]    = "lua/itnio/internal/runner.lua",
     ["itnio.internal.secrets"]   = "lua/itnio/internal/secrets.lua",
     ["itnio.internal.state"]     = "lua/itnio/internal/state.lua",
+    ["itnio.internal.store"]     = "lua/itnio/internal/store.lua",
     ["itnio.recall"]             = "lua/itnio/recall.lua",
   },
 }
