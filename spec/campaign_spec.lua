@@ -472,7 +472,7 @@ describe("itnio --batch in a terminal, under " .. LUA, function()
     start{ "--batch", file, "--rate", "20" }
     sleep(1.2)
     local during = pane()
-    assert.matches("itnio: %d+/%?%s*lines, %d+ updated, 0 failed, [%d.]+ req/s, [%w?]+ left", during)
+    assert.matches("itnio: %d+/40 lines %(%d+%%%), %d+ updated, 0 failed, [%d.]+ req/s, %d+s left", during)
     local st = status(10)
     assert.equal(0, st)
     local after = pane()

@@ -418,6 +418,18 @@ describe("doc/campaigns.md", function()
     assert.same(line_set(results), line_set(out))
   end)
 
+  local drawn = cov:claim(PAGE, "# Campaigns", "text")
+  it_once("shows the progress line in the shape the command draws it", function()
+    tasks(5)
+    local out = shell.run("cd " .. q(dir) .. " && env " .. account(sb)
+      .. " bin/itnio recall-update --batch tasks.jsonl --rate 20 --progress 2>&1 >/dev/null")
+    local function shape(text)   -- (the time left in any unit: 5s, 1m15s, 2h05m)
+      return (text:gsub("[%w?]+ left", "T left"):gsub("%d+", "N"):gsub("%s+$", ""))
+    end
+    local frame = assert(out:match("\r(itnio: [^\r\27]*)\27%[K"), out)
+    assert.equal(shape(drawn), shape(frame))
+  end)
+
   local engine = cov:claim(PAGE, "## The engine, for a program of yours", "lua")
   it("runs its engine example in a program of its own", function()
     tasks(3)

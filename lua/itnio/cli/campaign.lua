@@ -366,21 +366,52 @@ local function clock_text(s)
   return format("%ds", s)
 end
 
+--- How many lines of a file hold a task (blank ones do not), read at memory speed; the file
+-- is left where it was. nil for an input that cannot seek (a pipe).
+-- @param f the input
+function _M.count_lines(f)
+  local at = f:seek()
+  if not at then return nil end
+  local n, inside = 0, false   -- inside: in a line already counted
+  while true do
+    local chunk = f:read(CHUNK)
+    if not chunk then break end
+    local i = 1
+    while true do
+      if inside then   -- to the end of the line
+        local nl = find(chunk, "\n", i, true)
+        if not nl then break end
+        inside, i = false, nl + 1
+      else             -- to the next line's first character that is not blank
+        local c = find(chunk, "[^ \t\r\n]", i)
+        if not c then break end
+        n, inside, i = n + 1, true, c
+      end
+    end
+  end
+  f:seek("set", at)
+  return n
+end
+
 local function progress_text(st, now)
   local elapsed = now - st.t0
-  local total = st.eof and tostring(st.lines) or "?"
+  local total = st.total or (st.eof and st.tasks) or nil
   local rps = elapsed > 0 and st.requests / elapsed or 0
+  -- The time left, from the lines this run ended itself: those its journal tells again end
+  -- at once, now and later (st.told of st.to_tell so far).
   local left = "?"
-  if st.eof and st.lines > 0 then
-    local done = st.ended
-    left = done > 0 and clock_text(elapsed * (st.lines - done) / done) or "?"
-  elseif st.size and st.size > 0 and st.consumed() > 0 then
-    left = clock_text(elapsed * (st.size - st.consumed()) / st.consumed())
+  local own = st.ended - st.told
+  if total and own > 0 then
+    local rest = total - st.ended - (st.to_tell - st.told)
+    left = clock_text(rest > 0 and elapsed * rest / own or 0)
   end
   local failed = st.counts[REFUSED] + st.counts[BROKEN] + st.counts[RETRY]
   local paused = now < (st.paused_until or 0) and ", paused: the breaker is open" or ""
-  return format("itnio: %d/%s lines, %d updated, %d failed, %.1f req/s, %s left%s",
-                st.ended, total, st.counts[UPDATED], failed, rps, left, paused)
+  local of = total and format("%d/%d lines (%d%%)", st.ended, total,
+                              total > 0 and floor(100 * st.ended / total) or 100)
+    or format("%d/? lines", st.ended)
+  return format("itnio: %s, %d updated, %d failed, %.1f req/s, %s left%s",
+                of, st.counts[UPDATED], failed, rps, left, paused)
 end
 
 local function summary(st, now, dry_run)
@@ -434,9 +465,9 @@ function _M.run(opts)
   local start_m, prepare_m = "start_" .. opts.endpoint, "prepare_" .. opts.endpoint
   local reader = _M.reader(opts.input)
   local now = core.now
-  local st = { t0 = now(), lines = 0, ended = 0, requests = 0, inflight = 0, eof = false,
-               size = opts.size, consumed = function() return reader.consumed end,
-               counts = {}, from_journal = {} }
+  local st = { t0 = now(), lines = 0, tasks = 0, ended = 0, told = 0, to_tell = 0, requests = 0,
+               inflight = 0, eof = false, counts = {}, from_journal = {},
+               total = opts.progress and opts.size and _M.count_lines(opts.input) or nil }
   for _, o in ipairs(_M.OUTCOMES) do st.counts[o], st.from_journal[o] = 0, 0 end
   local deadline_at = opts.deadline and st.t0 + opts.deadline or nil
 
@@ -450,6 +481,9 @@ function _M.run(opts)
     j, why = _M.journal(opts.journal, opts.size, reader.head or "")
     if not j then return nil, why end
     st.journal = j
+    for _, o in pairs(j.outcome) do   -- (the lines it will tell again)
+      if o ~= RETRY then st.to_tell = st.to_tell + 1 end
+    end
   end
 
   local function ended(n, kid, res, err, text)
@@ -549,11 +583,13 @@ function _M.run(opts)
       if record and cjson.decode(record) then
         st.counts[done] = st.counts[done] + 1
         st.from_journal[done] = st.from_journal[done] + 1
-        st.ended = st.ended + 1
+        st.ended, st.told, st.tasks = st.ended + 1, st.told + 1, st.tasks + 1
         out:write(record, "\n")
       elseif why then
+        st.tasks = st.tasks + 1
         ended(n, nil, nil, input_error(why))
       elseif not find(text, "^[ \t\r]*$") then
+        st.tasks = st.tasks + 1
         start(n, text)
       end
     end
