@@ -45,7 +45,8 @@ static const char *check_string(lua_State *L, int arg, size_t *n) {
   return lua_tolstring(L, arg, n);
 }
 
-/*** The request's Sign: MD5(api_key .. secret .. timestamp) as 32 lowercase hex digits.
+/*** The request's Sign: the MD5 of the api_key, the secret and the timestamp, one after the
+ * other, as 32 lowercase hex digits. In Lua: `MD5(api_key..secret..timestamp)`.
  * @function sign
  * @tparam string api_key the account's key
  * @tparam string secret the account's secret

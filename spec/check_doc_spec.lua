@@ -211,6 +211,20 @@ describe("tools/check-doc", function()
     })
   end)
 
+  it("names typography in code, a summary cut short, and a code line too long for the column", function()
+    local long = "local x = " .. string.rep("y", 75)
+    fails_with({
+      ["build/doc/modules/m.html"] = swap(M_PAGE, "<p>Uses <code>a &lt; b</code>.</p>",
+        "<p>Uses <code>itnio &ndash;batch</code>.</p>\n<pre>" .. long .. "</pre>"),
+      ["build/doc/index.html"] = swap(INDEX, '<td class="summary">The core.</td>',
+                                      '<td class="summary">MD5(api_key ..</td>'),
+    }, {
+      "build/doc/modules/m.html: code `itnio &ndash;batch` shows &ndash; (SmartyPants)",
+      "build/doc/modules/m.html: a code block line of 85 characters: " .. long,
+      'build/doc/index.html: a summary cut short: MD5(api_key .. (LDoc stops at the first ". ")',
+    })
+  end)
+
   it("still names a public function without a doc comment, and a C function without one", function()
     fails_with({ ["lua/m.lua"] = swap(LUA, "return _M\n",
                                       "function _M.sub(a) return a - 1 end\n\nreturn _M\n"),

@@ -4,9 +4,11 @@
 -- run one the same way:
 --
 --     local campaign = require "itnio.cli.campaign"
---     local status = campaign.run{ client = client, endpoint = "recall_update",
+--     local status = campaign.run{
+--       client = client, endpoint = "recall_update",
 --       input = io.open("tasks.jsonl", "rb"), size = 123456,
---       journal = "tasks.jsonl.journal", out = io.stdout, concurrency = 8 }
+--       journal = "tasks.jsonl.journal", out = io.stdout,
+--       concurrency = 8 }
 --
 -- Reading streams: a line is read, started and forgotten, so a file of millions of lines
 -- runs in memory bounded by the concurrency, apart from the journal's index (a number or

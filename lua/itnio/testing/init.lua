@@ -1,8 +1,10 @@
 --- Test helpers for your own code: a vendor double that needs no nginx.
 --
 --     local itnio = require "itnio"
---     local transport, vendor = itnio.testing.vendor{ api_key = "k", api_secret = "s" }
---     local client = itnio.new{ api_key = "k", api_secret = "s", transport = transport }
+--     local transport, vendor = itnio.testing.vendor{ api_key = "k",
+--                                                     api_secret = "s" }
+--     local client = itnio.new{ api_key = "k", api_secret = "s",
+--                               transport = transport }
 --     vendor.fault{ kind = "status", status = 503, count = 1 }
 --     local res = client:recall_update(task)     -- a 503, then the retry succeeds
 --     assert(vendor.task(299).task.nodeList[1].text == task.nodeList[1].text)

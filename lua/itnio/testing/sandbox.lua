@@ -3,7 +3,8 @@
 -- private prefix. bin/itnio-sandbox is its command line; tests call it as a library.
 --
 --     local sandbox = require "itnio.testing.sandbox"
---     local info, err = sandbox.start{ port = 18080, tls_port = 18443, prefix = "dir", ... }
+--     local info, err = sandbox.start{ port = 18080, tls_port = 18443,
+--                                      prefix = "dir", ... }
 --       -- info: http_url, https_url, cafile, api_key, prefix
 --     sandbox.stop(prefix [, fast])   sandbox.status(prefix) -> "running" | "stopped"
 --
