@@ -204,6 +204,7 @@ size_t itnio_fmt_double(char *out, double v);
 
 /* ---- base64.c ---- */
 int itnio_base64(lua_State *L);
+int itnio_base64_file(lua_State *L);
 /* Is s valid padded Base64 (RFC 4648 section 4)? Returns NULL or what is wrong. */
 const char *itnio_base64_problem(const char *s, size_t n);
 

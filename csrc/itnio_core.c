@@ -30,6 +30,7 @@ static const luaL_Reg core_funcs[] = {
   { "consteq",              itnio_consteq },
   { "sha1",                 itnio_sha1 },
   { "base64",               itnio_base64 },
+  { "base64_file",          itnio_base64_file },
   { "http_new",             itnio_http_new },
   { "multi_new",            itnio_multi_new },
   { "redis_new",            itnio_redis_new },

@@ -19,8 +19,6 @@
 local options = require "itnio.internal.options"
 
 local type, pairs, ipairs, setmetatable, tostring = type, pairs, ipairs, setmetatable, tostring
-local min, concat = math.min, table.concat
-local READ_CHUNK = 1024 * 1024
 
 options.mine()
 
@@ -142,25 +140,15 @@ function _M.upload_file(path, name, opts)
   -- Then the size, so a huge file is refused before it is read. A pipe has none, and
   -- /dev/zero claims 0: whatever it says, reading stops one byte past the limit.
   local size = f:seek("end")
-  if size then
-    if size > max then
-      f:close()
-      return nil, too_large(path, size, max)
-    end
-    f:seek("set")
-  end
-  local parts, got = {}, 0
-  while got <= max do
-    local chunk
-    chunk, err = f:read(min(READ_CHUNK, max + 1 - got))
-    if not chunk then break end
-    parts[#parts + 1] = chunk
-    got = got + #chunk
-  end
   f:close()
-  if err then return nil, path .. ": " .. tostring(err) end
-  if got > max then return nil, too_large(path, "more than " .. max, max) end
-  return _M.upload(name or path:match("([^/]*)/*$"), base64(concat(parts)))
+  if size and size > max then return nil, too_large(path, size, max) end
+  -- The core reads and encodes it a chunk at a time: only the text is ever held whole.
+  local text, why = require("itnio.core").base64_file(path, max)
+  if not text then
+    if why == "too large" then return nil, too_large(path, "more than " .. max, max) end
+    return nil, path .. ": " .. tostring(why)
+  end
+  return _M.upload(name or path:match("([^/]*)/*$"), text)
 end
 
 --- An AI-agent node (A2): only the agent template id.
