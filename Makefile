@@ -95,15 +95,19 @@ test-luajit: build
 
 # And under every other Lua a host may embed (FreeSWITCH, Asterisk: 5.1 .. 5.4). Lua 5.2 and
 # 5.3 leave out the specs tagged #timing (deadlines, pacing, 10,000 jobs): their code is the
-# Lua layer's, which 5.1, 5.4 and LuaJIT already time, and they cost a minute a run.
+# Lua layer's, which 5.1, 5.4 and LuaJIT already time, and they cost a minute a run; and the
+# specs of the docs and of the tree, which read files (their Lua blocks run under 5.1, 5.4 and
+# LuaJIT, the range's two ends and OpenResty's).
 test-lua5.1: test-%: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@$(MAKE) --no-print-directory LUA=$* build
 	$(call busted,$*,build/$*) $(RUNNER_SPECS)
+DOC_SPECS := spec/docs_spec.lua spec/readme_spec.lua spec/check_doc_spec.lua spec/shape_spec.lua \
+             spec/rules_doc_spec.lua
 test-lua5.2 test-lua5.3: test-%: build
 	@$(MAKE) --no-print-directory LUA=luajit build
 	@$(MAKE) --no-print-directory LUA=$* build
-	$(call busted,$*,build/$*) --exclude-tags=timing $(RUNNER_SPECS)
+	$(call busted,$*,build/$*) --exclude-tags=timing $(filter-out $(DOC_SPECS),$(RUNNER_SPECS))
 
 # The jobs' specs again with the core built on poll(2) (EVENTS=poll), the event backend of
 # macOS and the BSDs: the portable backend is tested here, on Linux.
