@@ -1,7 +1,7 @@
 /* Base64 (RFC 4648): the encoder of the upload builders and the check of baseFile.
  *
  * core.base64(bytes) -> text: standard Base64, padded, on one line (what baseFile wants),
- * core.base64_file(path, max) -> text | nil, why: the same of a file, read a chunk at a time
+ * core.base64_file(f, max) -> text | nil, why: the same of an open file, read a chunk at a time
  * (the file's bytes are never held whole: only the text is),
  * through OpenSSL's EVP_EncodeBlock. The input goes in bounded chunks (a multiple of
  * 3 bytes, so only the last chunk pads) into an output buffer a userdata owns: a raise at any
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <openssl/evp.h>
+#include <lualib.h>   /* LUA_FILEHANDLE (5.1, LuaJIT; lauxlib.h has it from 5.2) */
 
 #include "itnio.h"
 
@@ -44,63 +45,56 @@ int itnio_base64(lua_State *L) {
   return 1;
 }
 
-/* The open file of base64_file, in a userdata whose __gc closes it: a raise (no memory for
- * the output) between fopen and fclose leaks no descriptor. */
-typedef struct { FILE *f; } itnio_file;
-
-static int file_gc(lua_State *L) {
-  itnio_file *fb = (itnio_file *)lua_touserdata(L, 1);
-  if (fb->f) fclose(fb->f);
-  fb->f = NULL;
-  return 0;
+/* The FILE of a Lua file handle (io.open's): Lua 5.2+ keep it in a luaL_Stream; 5.1 and
+ * LuaJIT in a userdata whose first field it is. A closed handle raises. */
+static FILE *check_file(lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
+  if (p->closef == NULL || p->f == NULL) luaL_argerror(L, idx, "the file is closed");
+  return p->f;
+#else
+  FILE **p = (FILE **)luaL_checkudata(L, idx, LUA_FILEHANDLE);
+  if (*p == NULL) luaL_argerror(L, idx, "the file is closed");
+  return *p;
+#endif
 }
 
-static int file_fail(lua_State *L, itnio_file *fb, const char *why) {
-  if (fb->f) fclose(fb->f);
-  fb->f = NULL;
+static int file_fail(lua_State *L, const char *why) {
   lua_pushnil(L);
   lua_pushstring(L, why);
   return 2;
 }
 
-/*** Standard padded Base64 (RFC 4648) of a file, on one line, read a chunk at a time: the
- * file's bytes are never held whole, only the text. Reading stops one byte past max.
+/*** Standard padded Base64 (RFC 4648) of what is left of an open file, on one line, read a
+ * chunk at a time: the file's bytes are never held whole, only the text. Reading stops one
+ * byte past max. The file stays open (its owner closes it).
  * @function base64_file
- * @tparam string path the file
+ * @tparam file f a file open for reading (`io.open(path, "rb")`)
  * @tparam number max the most bytes it may have
  * @treturn string its Base64 text
  * @return[2] nil
  * @treturn[2] string why: `"too large"`, or the system's reason it could not be read */
 int itnio_base64_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  FILE *f = check_file(L, 1);
   lua_Number maxn = luaL_checknumber(L, 2);
   unsigned char in[CHUNK];
   size_t max, total = 0, have = 0, hint = 0;
   struct stat st;
-  itnio_file *fb;
   itnio_buf *b;
   if (!(maxn >= 0)) return luaL_argerror(L, 2, "max must be a number of bytes, 0 or more");
   max = maxn >= (lua_Number)(((size_t)-1) / 4) ? ((size_t)-1) / 4 : (size_t)maxn;
-  fb = (itnio_file *)lua_newuserdata(L, sizeof *fb);
-  fb->f = NULL;
-  if (luaL_newmetatable(L, "itnio.File")) {
-    lua_pushcfunction(L, file_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  fb->f = fopen(path, "rb");
-  if (!fb->f) return file_fail(L, fb, strerror(errno));
-  if (fstat(fileno(fb->f), &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= max)
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= max)
     hint = (size_t)st.st_size;   /* (a pipe or a device says nothing: the buffer grows) */
   b = itnio_buf_new(L, (hint / 3 + 1) * 4 + 1);
+  clearerr(f);
   for (;;) {
-    size_t n = fread(in + have, 1, sizeof in - have, fb->f), whole;
+    size_t n = fread(in + have, 1, sizeof in - have, f), whole;
     int w;
     total += n;
-    if (total > max) return file_fail(L, fb, "too large");
+    if (total > max) return file_fail(L, "too large");
     have += n;
     if (n == 0) {
-      if (ferror(fb->f)) return file_fail(L, fb, strerror(errno ? errno : EIO));
+      if (ferror(f)) return file_fail(L, strerror(errno ? errno : EIO));
       break;
     }
     whole = have / 3 * 3;   /* only whole groups of 3 now: the last one pads, at the end */
@@ -120,8 +114,6 @@ int itnio_base64_file(lua_State *L) {
     if (w != 4) return luaL_error(L, "itnio.core.base64_file: OpenSSL's encoder failed");
     b->len += 4;
   }
-  fclose(fb->f);
-  fb->f = NULL;
   itnio_buf_pushresult(L, b);
   return 1;
 }

@@ -4,6 +4,14 @@
 -- not raised.
 local core = require "itnio.core"
 
+-- core.base64_file of the file at path (opened and closed here).
+local function of_path(path, max)
+  local f = assert(io.open(path, "rb"))
+  local text, why = core.base64_file(f, max)
+  f:close()
+  return text, why
+end
+
 local function temp(bytes)
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
@@ -24,33 +32,44 @@ describe("core.base64_file", function()
     for _, n in ipairs{ 0, 1, 2, 3, 4, 5, chunk - 1, chunk, chunk + 1, chunk + 2, 3 * chunk + 7 } do
       local bytes = random_bytes(n)
       local path = temp(bytes)
-      assert.equal(core.base64(bytes), core.base64_file(path, n), "at " .. n .. " bytes")
+      assert.equal(core.base64(bytes), of_path(path, n), "at " .. n .. " bytes")
       os.remove(path)
     end
   end)
 
   it("stops one byte past the limit, for a file, a device and a pipe", function()
     local path = temp(string.rep("x", 1000))
-    assert.same({ nil, "too large" }, { core.base64_file(path, 999) })
-    assert.equal(core.base64(string.rep("x", 1000)), core.base64_file(path, 1000))
+    assert.same({ nil, "too large" }, { of_path(path, 999) })
+    assert.equal(core.base64(string.rep("x", 1000)), of_path(path, 1000))
     os.remove(path)
-    assert.same({ nil, "too large" }, { core.base64_file("/dev/zero", 100000) })
+    assert.same({ nil, "too large" }, { of_path("/dev/zero", 100000) })
     local fifo = os.tmpname()
     os.remove(fifo)
     assert(os.execute("mkfifo " .. fifo))
     assert(os.execute("(head -c 5000 /dev/zero > " .. fifo .. ") &"))
-    assert.same({ nil, "too large" }, { core.base64_file(fifo, 4096) })
+    assert.same({ nil, "too large" }, { of_path(fifo, 4096) })
     os.remove(fifo)
   end)
 
-  it("tells why a file cannot be read, and raises only for wrong arguments", function()
-    local v, why = core.base64_file("/nonexistent/file", 10)
-    assert.is_nil(v)
-    assert.truthy(why:find("No such file", 1, true), why)
-    v, why = core.base64_file("/tmp", 10)   -- a directory opens, but does not read
+  it("tells why a file cannot be read, and raises for what is not an open file", function()
+    local v, why = of_path("/tmp", 10)   -- a directory opens, but does not read
     assert.is_nil(v)
     assert.truthy(why:find("directory", 1, true), why)
+    local f = assert(io.open("/dev/null", "rb"))
+    assert.equal("", core.base64_file(f, 10))
+    assert.has_error(function() core.base64_file(f, -1) end)
+    f:close()
+    assert.has_error(function() core.base64_file(f, 10) end)   -- closed
+    assert.has_error(function() core.base64_file("/dev/null", 10) end)
     assert.has_error(function() core.base64_file(nil, 10) end)
-    assert.has_error(function() core.base64_file("/tmp/x", -1) end)
+  end)
+
+  it("reads what is left of the file, from where it stands", function()
+    local path = temp("0123456789")
+    local f = assert(io.open(path, "rb"))
+    f:read(4)
+    assert.equal(core.base64("456789"), core.base64_file(f, 100))
+    f:close()
+    os.remove(path)
   end)
 end)

@@ -140,10 +140,17 @@ function _M.upload_file(path, name, opts)
   -- Then the size, so a huge file is refused before it is read. A pipe has none, and
   -- /dev/zero claims 0: whatever it says, reading stops one byte past the limit.
   local size = f:seek("end")
+  if size then
+    if size > max then
+      f:close()
+      return nil, too_large(path, size, max)
+    end
+    f:seek("set")
+  end
+  -- The core reads and encodes it a chunk at a time: only the text is ever held whole. (The
+  -- handle, not the path: a FIFO opened again would wait for a writer of its own.)
+  local text, why = require("itnio.core").base64_file(f, max)
   f:close()
-  if size and size > max then return nil, too_large(path, size, max) end
-  -- The core reads and encodes it a chunk at a time: only the text is ever held whole.
-  local text, why = require("itnio.core").base64_file(path, max)
   if not text then
     if why == "too large" then return nil, too_large(path, "more than " .. max, max) end
     return nil, path .. ": " .. tostring(why)
