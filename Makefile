@@ -120,7 +120,7 @@ test-poll:
 # A core with a second, small endpoint (TEST_ENDPOINT=1, schema.c): it must get a client
 # method, a batch, a sandbox route and a command of the command line with no other change
 # (doc/architecture.md, "A second endpoint"). spec/endpoint/second.lua: not a *_spec.lua.
-test-endpoint:
+test-endpoint: build
 	@$(MAKE) --no-print-directory LUA=luajit TEST_ENDPOINT=1 build
 	@$(MAKE) --no-print-directory TEST_ENDPOINT=1 build
 	ITNIO_SANDBOX_CPATH=$(CURDIR)/build/luajit-test-endpoint \
