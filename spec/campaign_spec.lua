@@ -44,9 +44,7 @@ end
 
 -- A fresh directory for a test's files.
 local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(select(2, shell.run("mkdir -p " .. q(d))))
+  local d = shell.tmpdir()
   return d
 end
 

@@ -45,9 +45,7 @@ describe("a fleet on one account with a store", function()
     sb:reset()
     r:cli("FLUSHALL")
     for _, s in ipairs(srv) do assert.equal(200, (s:get("/fleet/flush"))) end
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(select(2, shell.run("mkdir -p " .. q(dir))))
+    dir = shell.tmpdir()
   end)
   after_each(function() shell.run("rm -rf " .. q(dir)) end)
 

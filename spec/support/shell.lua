@@ -4,6 +4,7 @@
 --   local shell = require "support.shell"
 --   local out, ok = shell.run("cmd " .. shell.quote(arg))   shell.root   shell.free_ports()
 --   shell.read(path) -> its bytes, or nil when it cannot be opened    shell.write(path, text)
+--   shell.tmpdir() -> the path of a new empty directory
 --   shell.lua: the interpreter that runs the specs, for a child Lua
 local socket = require "socket"
 
@@ -46,6 +47,15 @@ function S.write(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
+end
+
+-- A new empty directory (a name os.tmpname reserved, made a directory); raises when it cannot.
+function S.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local out, ok = S.run("mkdir " .. quote(dir))
+  assert(ok, out)
+  return dir
 end
 
 -- The repository root, from this file's own location.
