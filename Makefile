@@ -38,12 +38,11 @@ CORE_SPECS := $(wildcard spec/core_*_spec.lua)
 # jobs' (which drive multi.c: many transfers, cancel, close and GC mid-transfer), the
 # regression specs (but those of the nginx reader: their code runs inside nginx, not in the
 # instrumented Lua) and the property specs of the answer path and of jobs under hostile
-# callers (fewer cases under valgrind, where ASan has run the full count already). ASan runs
-# the store's too (its connections on the multi handle, redis.c); valgrind has the core's
-# Redis specs (spec/core_redis_spec.lua) for those paths, and leaves the store's 18 s out.
+# callers (fewer cases under valgrind, where ASan has run the full count already), and the
+# store's (which drive redis.c's connections, blocking and on the multi handle).
 MEM_SPECS  := $(CORE_SPECS) spec/client_spec.lua spec/errors_spec.lua spec/jobs_spec.lua \
               $(filter-out spec/regress/ngx_%,$(wildcard spec/regress/*_spec.lua)) \
-              spec/property/answers_spec.lua spec/property/jobs_spec.lua
+              spec/property/answers_spec.lua spec/property/jobs_spec.lua spec/store_spec.lua
 
 .PHONY: all deps build lint doc test test-luajit $(addprefix test-,$(OTHER_LUAS)) test-poll test-endpoint \
         asan valgrind fuzz check demo bench clean
@@ -142,7 +141,7 @@ $(ASAN_LUA): tools/asan-lua.c Makefile
 asan: $(ASAN_SO) $(ASAN_LUA)
 	@$(MAKE) --no-print-directory LUA=luajit build
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(call busted,$(ASAN_LUA),build/asan) --exclude-tags=rss $(MEM_SPECS) spec/store_spec.lua
+	  $(call busted,$(ASAN_LUA),build/asan) --exclude-tags=rss $(MEM_SPECS)
 
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
            --show-leak-kinds=definite --track-origins=yes
