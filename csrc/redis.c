@@ -151,6 +151,23 @@ const char *itnio_redis_reason(int err, const char *errstr) {
   return "connect";
 }
 
+/* Ends a blocking context that failed (r's, or one not yet r's) and pushes nil, failure: the
+ * message is copied and the context freed first, so a raise while pushing leaves neither a
+ * context that lost its connection (or its AUTH) in r nor one that nobody owns. */
+static int fail_sync(lua_State *L, itnio_redis *r, redisContext *ctx, const char *reason, const char *msg,
+                     size_t len) {
+  char copy[256];
+  snprintf(copy, sizeof copy, "%.*s", (int)(len < 200 ? len : 200), msg ? msg : "");
+  if (r->ctx == ctx) r->ctx = NULL;
+  redisFree(ctx);
+  return itnio_redis_failure(L, reason, copy, strlen(copy));
+}
+
+/* fail_sync with the context's own error. */
+static int fail_ctx(lua_State *L, itnio_redis *r, redisContext *ctx) {
+  return fail_sync(L, r, ctx, itnio_redis_reason(ctx->err, ctx->errstr), ctx->errstr, strlen(ctx->errstr));
+}
+
 /* Owns one reply until it is converted (a raise while converting frees it). */
 typedef struct reply_box { redisReply *reply; } reply_box;
 static int box_gc(lua_State *L) {
@@ -203,12 +220,9 @@ static int connect_sync(lua_State *L, itnio_redis *r) {
   redisContext *ctx = redisConnectWithTimeout(r->host, r->port, to_tv(r->connect_timeout));
   redisReply *reply;
   if (!ctx) return itnio_redis_failure(L, "connect", "no memory for a redis context", 29);
-  if (ctx->err) {
-    const char *reason = strstr(ctx->errstr, "timed out") ? "timeout" : "connect";
-    int n = itnio_redis_failure(L, reason, ctx->errstr, strlen(ctx->errstr));
-    redisFree(ctx);
-    return n;
-  }
+  if (ctx->err)
+    return fail_sync(L, r, ctx, strstr(ctx->errstr, "timed out") ? "timeout" : "connect", ctx->errstr,
+                     strlen(ctx->errstr));
   redisSetTimeout(ctx, to_tv(r->timeout));
   r->ctx = ctx;
   if (r->password || r->db) {
@@ -234,20 +248,13 @@ static int connect_sync(lua_State *L, itnio_redis *r) {
   }
   return 0;
 refused:
-  {
-    int n;
-    if (reply) {   /* the server's words (WRONGPASS..., ERR DB index...): never the password */
-      char msg[256];
-      snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 200 ? reply->len : 200), reply->str);
-      freeReplyObject(reply);
-      n = itnio_redis_failure(L, "auth", msg, strlen(msg));
-    } else {
-      n = itnio_redis_failure(L, itnio_redis_reason(ctx->err, ctx->errstr), ctx->errstr, strlen(ctx->errstr));
-    }
-    redisFree(ctx);
-    r->ctx = NULL;
-    return n;
+  if (reply) {   /* the server's words (WRONGPASS..., ERR DB index...): never the password */
+    char msg[256];
+    snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 200 ? reply->len : 200), reply->str);
+    freeReplyObject(reply);
+    return fail_sync(L, r, ctx, "auth", msg, strlen(msg));
   }
+  return fail_ctx(L, r, ctx);
 }
 
 /*** Sends one command and waits for its reply (connecting first when there is no
@@ -272,13 +279,7 @@ int itnio_redis_call(lua_State *L) {
   lua_setmetatable(L, -2);
   if (!r->ctx && (n = connect_sync(L, r)) != 0) return n;
   reply = sync_command((redisContext *)r->ctx, argc, argv, lens);
-  if (!reply) {
-    redisContext *ctx = (redisContext *)r->ctx;
-    n = itnio_redis_failure(L, itnio_redis_reason(ctx->err, ctx->errstr), ctx->errstr, strlen(ctx->errstr));
-    redisFree(ctx);
-    r->ctx = NULL;
-    return n;
-  }
+  if (!reply) return fail_ctx(L, r, (redisContext *)r->ctx);
   box->reply = reply;
   n = push_reply(L, reply);
   freeReplyObject(reply);
@@ -604,6 +605,8 @@ double itnio_aredis_deadline(const itnio_aredis *ar) {
   return soonest;
 }
 
+/* The oldest done op's key and reply. It leaves the done queue only once they are pushed: a
+ * raise while pushing (out of memory) leaves it there, whole, for the next take. */
 int itnio_aredis_take(lua_State *L, itnio_aredis *ar, lua_Integer key_base) {
   size_t i;
   struct itnio_redis_op *op;
@@ -612,13 +615,13 @@ int itnio_aredis_take(lua_State *L, itnio_aredis *ar, lua_Integer key_base) {
     ar->done_head = ar->ndone = 0;
     return 0;
   }
-  i = ar->done[ar->done_head++];
-  if (ar->done_head == ar->ndone) ar->done_head = ar->ndone = 0;
+  i = ar->done[ar->done_head];
   op = &ar->ops[i];
   lua_pushinteger(L, key_base + (lua_Integer)i + 1);
   if (op->reason) n = itnio_redis_failure(L, op->reason, op->message, strlen(op->message));
   else n = itnio_rv_push(L, &op->reply);
   if (n == 1) lua_pushnil(L);   /* key, value, nil | key, nil, failure */
+  if (++ar->done_head == ar->ndone) ar->done_head = ar->ndone = 0;
   itnio_rv_free(&op->reply);
   op->state = OP_FREE;
   ar->free_ids[ar->nfree++] = i;
