@@ -18,8 +18,12 @@
 #include "itnio.h"
 
 #define CHUNK (48 * 1024)   /* input bytes per EVP_EncodeBlock call; a multiple of 3 */
+/* A file is read FILE_CHUNK bytes at a time into a buffer on the C stack, kept small for a
+ * host's thread whose stack is small. */
+#define FILE_CHUNK (12 * 1024)
 
 _Static_assert(CHUNK % 3 == 0, "CHUNK must be whole groups of 3 bytes");
+_Static_assert(FILE_CHUNK % 3 == 0, "FILE_CHUNK must be whole groups of 3 bytes");
 
 /*** Standard padded Base64 (RFC 4648) of some bytes, on one line.
  * @function base64
@@ -77,7 +81,7 @@ static int file_fail(lua_State *L, const char *why) {
 int itnio_base64_file(lua_State *L) {
   FILE *f = check_file(L, 1);
   lua_Number maxn = luaL_checknumber(L, 2);
-  unsigned char in[CHUNK];
+  unsigned char in[FILE_CHUNK];
   size_t max, total = 0, have = 0, hint = 0;
   struct stat st;
   itnio_buf *b;
