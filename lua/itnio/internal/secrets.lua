@@ -76,24 +76,27 @@ function _M.redact_tree(client, v, depth)
   return v
 end
 
+-- s, redacted when it holds the secret; the last clean one is remembered in clean, so the
+-- same text again (every plain success's) is not searched again.
+local function redact_remembered(clean, client, s)
+  if clean[client] == s then return s end
+  if _M.holds(client, s) then return _M.redact(client, s) end
+  clean[client] = s
+  return s
+end
+
 --- A plain success's raw header block, redacted when it holds the secret.
 -- @tparam table client the client
 -- @tparam string head the raw block
 function _M.redact_head(client, head)
-  if clean_head[client] == head then return head end
-  if _M.holds(client, head) then return _M.redact(client, head) end
-  clean_head[client] = head
-  return head
+  return redact_remembered(clean_head, client, head)
 end
 
 --- A message, redacted when it holds the secret.
 -- @tparam table client the client
 -- @tparam string msg the message
 function _M.redact_message(client, msg)
-  if clean_message[client] == msg then return msg end
-  if _M.holds(client, msg) then return _M.redact(client, msg) end
-  clean_message[client] = msg
-  return msg
+  return redact_remembered(clean_message, client, msg)
 end
 
 --- The request headers of a Timestamp, as a table (a dry run's; a transport function of the
